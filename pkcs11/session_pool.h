@@ -1,0 +1,105 @@
+// A fixed set of logged-in sessions, leased one per in-flight operation: SoftHSM (and the standard)
+// forbid two threads from sharing one session.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+#include "module.h"
+#include "pin.h"
+#include "token.h"
+
+namespace hsmsignd::pkcs11 {
+
+using SessionHandle = unsigned long;
+
+// What the key and sign functions need: the module and one session the caller holds alone.
+struct SessionRef {
+  const Module* module = nullptr;
+  SessionHandle handle = 0;
+};
+
+struct PoolOptions {
+  std::size_t size = 4;
+  std::chrono::milliseconds lease_timeout{2000};
+};
+
+class SessionPool {
+ public:
+  // Opens options.size read-write sessions (fewer if the token allows fewer) and logs in once.
+  static Result<std::unique_ptr<SessionPool>> open(std::shared_ptr<const Module> module, TokenInfo token,
+                                                   Pin pin, PoolOptions options);
+  SessionPool(const SessionPool&) = delete;
+  SessionPool& operator=(const SessionPool&) = delete;
+  ~SessionPool();
+
+  // Move-only; gives the session back to the pool when it goes out of scope.
+  class Lease {
+   public:
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+    SessionRef session() const;
+    // Replaces the session after the token closed it or logged it out.
+    Status reopen();
+
+   private:
+    friend class SessionPool;
+    Lease(SessionPool* pool, std::size_t index) : pool_(pool), index_(index) {}
+    SessionPool* pool_;
+    std::size_t index_;
+  };
+
+  // Waits at most options.lease_timeout for a free session.
+  Result<Lease> acquire();
+
+  // fn(SessionRef) on a leased session; if the token dropped that session, once more on a new one.
+  template <class F>
+  auto run(F&& fn) -> std::invoke_result_t<F&, SessionRef> {
+    auto lease = acquire();
+    if (!lease) return lease.error();
+    auto result = fn(lease->session());
+    if (!result && result.error().session_lost()) {
+      if (auto ok = lease->reopen(); !ok) return ok.error();
+      result = fn(lease->session());
+    }
+    return result;
+  }
+
+  const Module& module() const { return *module_; }
+  const TokenInfo& token() const { return token_; }
+  std::size_t size() const { return sessions_.size(); }
+  std::size_t in_use() const;
+
+  // Private, but make_unique needs it.
+  SessionPool(std::shared_ptr<const Module> module, TokenInfo token, Pin pin, PoolOptions options);
+
+ private:
+  Result<SessionHandle> open_logged_in_session();
+  Status ensure_logged_in(SessionHandle session);
+  void release(std::size_t index);
+
+  std::shared_ptr<const Module> module_;
+  TokenInfo token_;
+  Pin pin_;
+  PoolOptions options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<SessionHandle> sessions_;  // 0 (CK_INVALID_HANDLE): to be opened at the next lease
+  std::vector<std::size_t> free_;
+
+  std::mutex login_mutex_;
+  std::optional<Error> login_refused_;  // a PIN error is final: it is never tried again
+};
+
+}  // namespace hsmsignd::pkcs11

@@ -1,0 +1,61 @@
+// Signing inside the token. Signatures come back in JWS form (ECDSA as raw r‖s), and their length is
+// checked: the token's output is not trusted blindly.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "keys.h"
+
+namespace hsmsignd::pkcs11 {
+
+// A private key that passed the custody checks and fits its algorithm.
+struct SigningKey {
+  Bytes id;
+  ObjectHandle handle = 0;
+  Algorithm algorithm = Algorithm::ES256;
+  std::size_t signature_size = 0;
+};
+
+// Refuses a key that is not local, never-extractable, always-sensitive, sensitive and unextractable, and
+// one that does not fit the algorithm.
+Result<SigningKey> signing_key(const KeyObject& key, Algorithm algorithm);
+
+// Signs the message as JWS `alg` does: ES256/ES384 hash here and the token signs the digest (CKM_ECDSA);
+// RS256 and PS256 hash inside the token (CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS); EdDSA (CKM_EDDSA).
+Result<Bytes> sign(SessionRef session, const SigningKey& key, ByteView message);
+// Signs a digest the caller computed (SHA-256, or SHA-384 for ES384). EdDSA signs messages only.
+Result<Bytes> sign_digest(SessionRef session, const SigningKey& key, ByteView digest);
+
+// One key on a session pool, for many threads at once. Finds the key again by CKA_ID, and checks its
+// custody again, when the token no longer knows the cached handle.
+class Signer {
+ public:
+  static Result<std::shared_ptr<Signer>> open(SessionPool& pool, ByteView id, Algorithm algorithm);
+  // For a key the caller has just found on `session` (one of `pool`'s).
+  static Result<std::shared_ptr<Signer>> open(SessionPool& pool, SessionRef session, const KeyObject& key,
+                                              Algorithm algorithm);
+
+  Result<Bytes> sign(ByteView message);
+  Result<Bytes> sign_digest(ByteView digest);
+
+  const Bytes& id() const { return id_; }
+  Algorithm algorithm() const { return algorithm_; }
+  const PublicKey& public_key() const { return public_key_; }
+
+  Signer(SessionPool& pool, SigningKey key, PublicKey public_key);  // use open()
+
+ private:
+  template <class F>
+  Result<Bytes> with_key(F&& fn);
+  Result<SigningKey> reload(SessionRef session);
+
+  SessionPool& pool_;
+  const Bytes id_;
+  const Algorithm algorithm_;
+  const std::size_t signature_size_;
+  const PublicKey public_key_;
+  std::atomic<ObjectHandle> handle_;
+};
+
+}  // namespace hsmsignd::pkcs11

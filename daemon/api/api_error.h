@@ -1,0 +1,25 @@
+// An error answer of the issuer and admin APIs: {"error": "<code>", "message": "<text>"}.
+#pragma once
+
+#include <string>
+
+namespace hsmsignd::api {
+
+struct ApiError {
+  int status;           // 400, 403, 404, 405, 408, 413, 429, 503
+  std::string message;  // for a person; never a secret, a stack trace or PKCS#11 internals beyond CKR_ names
+
+  std::string code() const;  // bad_request, forbidden, …
+  std::string body() const;  // the JSON answer
+
+  static ApiError bad_request(std::string m) { return {400, std::move(m)}; }
+  static ApiError forbidden(std::string m) { return {403, std::move(m)}; }
+  static ApiError not_found(std::string m) { return {404, std::move(m)}; }
+  static ApiError method_not_allowed(std::string m) { return {405, std::move(m)}; }
+  static ApiError timeout(std::string m) { return {408, std::move(m)}; }
+  static ApiError too_large(std::string m) { return {413, std::move(m)}; }
+  static ApiError overloaded(std::string m) { return {429, std::move(m)}; }
+  static ApiError unavailable(std::string m) { return {503, std::move(m)}; }
+};
+
+}  // namespace hsmsignd::api

@@ -1,0 +1,32 @@
+// Whether the token can sign, as the last signing attempts showed it: /healthz answers from this.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+namespace hsmsignd::api {
+
+class Health {
+ public:
+  enum class Status { ok, degraded, unavailable };
+
+  void token_ok();
+  void token_failed(std::string reason);  // e.g. "C_Sign: CKR_DEVICE_REMOVED"
+  void set_degraded(std::string reason);  // issuance works, a background step does not
+  void clear_degraded();
+
+  struct Report {
+    Status status;
+    std::string reason;
+  };
+  Report report() const;
+
+ private:
+  std::atomic<bool> failing_{false};  // lets token_ok(), called per signature, skip the lock
+  mutable std::mutex mutex_;
+  std::string unavailable_;  // empty: the token signs
+  std::string degraded_;
+};
+
+}  // namespace hsmsignd::api

@@ -1,0 +1,231 @@
+#include "api/issuer_api.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "api/json_body.h"
+#include "api/requests.h"
+#include "api/token_builder.h"
+#include "common/rfc3339.h"
+#include "jose/base64url.h"
+#include "jose/jws.h"
+#include "log/log.h"
+#include "signing/checked_signer.h"
+
+namespace hsmsignd::api {
+namespace {
+
+constexpr std::string_view kJwksPath = "/.well-known/jwks.json";
+
+HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
+HttpResponse error_response(const ApiError& e) { return {e.status, e.body(), "application/json", {}, {}}; }
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The answer to a failed signature. A token error names the CKR_ code, nothing more of the token.
+ApiError signing_failure(const pkcs11::Error& e) {
+  if (e.kind == pkcs11::ErrorKind::busy) return ApiError::unavailable("the token is busy: " + e.detail);
+  if (e.kind == pkcs11::ErrorKind::token)
+    return ApiError::unavailable("the token could not sign: " + e.function + " " + pkcs11::rv_name(e.rv));
+  return ApiError::unavailable("the token could not sign");
+}
+
+metrics::Route route_of(std::string_view t) {
+  using metrics::Route;
+  if (t == "/v1/jwt") return Route::jwt;
+  if (t == "/v1/jws") return Route::jws;
+  if (t == "/v1/sign") return Route::sign;
+  if (t == "/v1/keys") return Route::keys;
+  if (t == kJwksPath) return Route::jwks;
+  if (t == "/healthz") return Route::healthz;
+  if (t == "/metrics") return Route::metrics;
+  return Route::other;
+}
+
+
+}  // namespace
+
+Reply IssuerApi::metered(const HttpRequest& request, Reply reply) {
+  return [&metrics = s_.metrics, route = route_of(request.target), reply = std::move(reply)](HttpResponse r) {
+    metrics.request(route, r.status);
+    reply(std::move(r));
+  };
+}
+
+void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* client, const HttpRequest& request,
+                       Reply unmetered) {
+  Reply reply = metered(request, std::move(unmetered));
+  if (client == nullptr) {
+    log::warning("deny", {{"uid", std::to_string(peer.uid)}, {"gid", std::to_string(peer.gid)},
+                          {"pid", std::to_string(peer.pid)}, {"reason", "no [[client]] matches the peer"},
+                          {"target", request.target}});
+    reply(error_response(ApiError::forbidden("this peer (uid " + std::to_string(peer.uid) + ") is not a client")));
+    return;
+  }
+  const auto& t = request.target;
+  const bool post = request.method == "POST", get = request.method == "GET";
+  if (t == "/v1/jwt" || t == "/v1/jws" || t == "/v1/sign") {
+    if (!post) return reply(error_response(ApiError::method_not_allowed(t + " takes POST")));
+    if (t == "/v1/jwt") return issue_jwt(*client, request, std::move(reply));
+    if (t == "/v1/jws") return sign_jws(*client, request, std::move(reply));
+    return sign_digest(*client, request, std::move(reply));
+  }
+  if (t == "/v1/keys" || t == kJwksPath || t == "/healthz" || t == "/metrics") {
+    if (!get) return reply(error_response(ApiError::method_not_allowed(t + " takes GET")));
+    if (t == "/v1/keys") return reply(keys());
+    if (t == kJwksPath) return reply(jwks(request));
+    if (t == "/healthz") return reply(healthz());
+    return reply(metrics());
+  }
+  reply(error_response(ApiError::not_found("no route " + t)));
+}
+
+void IssuerApi::handle_public(const HttpRequest& request, Reply unmetered) {
+  Reply reply = metered(request, std::move(unmetered));
+  const auto& t = request.target;
+  if (t != kJwksPath && t != "/healthz") return reply(error_response(ApiError::not_found("no route " + t)));
+  if (request.method != "GET" && request.method != "HEAD")
+    return reply(error_response(ApiError::method_not_allowed("this listener is read-only")));
+  reply(t == kJwksPath ? jwks(request) : healthz());
+}
+
+void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, Reply reply, const MakeInput& make_input,
+                          Done done) {
+  auto view = s_.keyring.view();
+  const keyring::Key* key = view->active_key(keyset.name);
+  if (key == nullptr) return reply(error_response(ApiError::unavailable("keyset \"" + keyset.name + "\" has no active key")));
+  signing::SignJob job{key->signer, make_input(*key), digest, {}};
+  job.done = [this, view, key, reply, done = std::move(done)](pkcs11::Result<Bytes> signature, std::string input) {
+    if (!signature) {
+      const auto& e = signature.error();
+      if (e.kind != pkcs11::ErrorKind::busy) s_.health.token_failed(e.what());
+      log::error("sign_failed", {{"keyset", key->keyset}, {"kid", key->kid}, {"error", e.what()}});
+      return reply(error_response(signing_failure(e)));
+    }
+    s_.health.token_ok();
+    s_.metrics.signature(key->keyset);
+    reply(done(*key, input, *signature));
+  };
+  if (!s_.queue.submit(std::move(job)))
+    reply(error_response(ApiError::overloaded("too many requests are waiting for the token")));
+}
+
+void IssuerApi::issue_jwt(const config::ClientConfig& client, const HttpRequest& request, Reply reply) {
+  auto body = parse_object(request.body);
+  if (!body) return reply(error_response(body.error()));
+  auto parsed = parse_jwt_request(*body);
+  if (!parsed) return reply(error_response(parsed.error()));
+  auto grant = policy::grant_jwt(s_.config, client, *parsed);
+  if (!grant) return reply(error_response(grant.error()));
+
+  JwtClaims claims;
+  claims.iss = client.issuer;
+  claims.sub = parsed->sub;
+  claims.aud = grant->aud;
+  claims.aud_is_array = grant->aud_is_array;
+  claims.iat = now_seconds();
+  claims.exp = claims.iat + grant->ttl.count();
+  claims.jti = new_jti();
+  claims.extra = &parsed->claims;
+  const std::string payload = jwt_payload(claims);
+  sign_with(
+      *grant->keyset, false, std::move(reply),
+      [&](const keyring::Key& key) {
+        return jose::signing_input(jwt_header(key.algorithm, key.kid, parsed->typ), as_bytes(payload));
+      },
+      [jti = claims.jti, iat = claims.iat, exp = claims.exp](const keyring::Key& key, const std::string& input,
+                                                            const Bytes& signature) {
+        return json_response({{"jwt", jose::compact(input, signature)},
+                              {"kid", key.kid},
+                              {"alg", name(key.algorithm)},
+                              {"jti", jti},
+                              {"iat", iat},
+                              {"exp", exp}});
+      });
+}
+
+void IssuerApi::sign_jws(const config::ClientConfig& client, const HttpRequest& request, Reply reply) {
+  auto body = parse_object(request.body);
+  if (!body) return reply(error_response(body.error()));
+  auto parsed = parse_jws_request(*body);
+  if (!parsed) return reply(error_response(parsed.error()));
+  auto keyset = policy::choose_keyset(s_.config, client, parsed->keyset, config::Operation::jws);
+  if (!keyset) return reply(error_response(keyset.error()));
+  sign_with(
+      **keyset, false, std::move(reply),
+      [&](const keyring::Key& key) {
+        return jose::signing_input(jws_header(key.algorithm, key.kid, parsed->typ, parsed->cty), parsed->payload);
+      },
+      [](const keyring::Key& key, const std::string& input, const Bytes& signature) {
+        return json_response({{"jws", jose::compact(input, signature)}, {"kid", key.kid}, {"alg", name(key.algorithm)}});
+      });
+}
+
+void IssuerApi::sign_digest(const config::ClientConfig& client, const HttpRequest& request, Reply reply) {
+  auto body = parse_object(request.body);
+  if (!body) return reply(error_response(body.error()));
+  auto parsed = parse_sign_request(*body);
+  if (!parsed) return reply(error_response(parsed.error()));
+  auto keyset = policy::choose_keyset(s_.config, client, parsed->keyset, config::Operation::sign);
+  if (!keyset) return reply(error_response(keyset.error()));
+  const Algorithm alg = (*keyset)->algorithm;
+  if (alg == Algorithm::EdDSA)
+    return reply(error_response(ApiError::bad_request("EdDSA signs whole messages; use /v1/jws")));
+  if (parsed->digest.size() != digest_size(alg))
+    return reply(error_response(ApiError::bad_request("a " + std::string(name(alg)) + " digest is " +
+                                                      std::to_string(digest_size(alg)) + " bytes")));
+  sign_with(
+      **keyset, true, std::move(reply),
+      [&](const keyring::Key&) { return std::string(parsed->digest.begin(), parsed->digest.end()); },
+      [](const keyring::Key& key, const std::string&, const Bytes& signature) {
+        return json_response(
+            {{"signature", jose::base64url_encode(signature)}, {"kid", key.kid}, {"alg", name(key.algorithm)}});
+      });
+}
+
+HttpResponse IssuerApi::keys() const {
+  auto view = s_.keyring.view();
+  nlohmann::json keys = nlohmann::json::array();
+  for (const auto& k : view->keys) {
+    keys.push_back({{"kid", k.kid},
+                    {"keyset", k.keyset},
+                    {"alg", name(k.algorithm)},
+                    {"state", keyring::name(k.schedule.state)},
+                    {"created", rfc3339(k.created)},
+                    {"activates", rfc3339(k.schedule.activates)},
+                    {"deactivates", rfc3339(k.schedule.deactivates)},
+                    {"retires", rfc3339(k.schedule.retires)}});
+  }
+  return json_response({{"keys", keys}});
+}
+
+HttpResponse IssuerApi::jwks(const HttpRequest& request) const {
+  auto view = s_.keyring.view();
+  HttpResponse r{200, view->jwks, "application/json", view->etag,
+                 "public, max-age=" + std::to_string(s_.config.jwks.max_age.count())};
+  if (!request.if_none_match.empty() && request.if_none_match == view->etag) {
+    r.status = 304;
+    r.body.clear();
+  }
+  return r;
+}
+
+HttpResponse IssuerApi::healthz() const {
+  const auto report = s_.health.report();
+  switch (report.status) {
+    case Health::Status::ok: return json_response({{"status", "ok"}});
+    case Health::Status::degraded: return json_response({{"status", "degraded"}, {"reason", report.reason}});
+    case Health::Status::unavailable:
+      return {503, nlohmann::json{{"status", "unavailable"}, {"reason", report.reason}}.dump(), "application/json", {}, {}};
+  }
+  return json_response({{"status", "ok"}});
+}
+
+HttpResponse IssuerApi::metrics() const {
+  metrics::Gauges g{s_.pool.in_use(), s_.pool.size(), s_.queue.queued(), signing::CheckedSigner::caught_faults()};
+  return {200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}};
+}
+
+}  // namespace hsmsignd::api

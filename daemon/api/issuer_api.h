@@ -1,0 +1,53 @@
+// The routes of the issuer socket (and the read-only subset the loopback JWKS listener serves).
+#pragma once
+
+#include "api/health.h"
+#include "api/http_types.h"
+#include "config/config.h"
+#include "keyring/keyring.h"
+#include "metrics/metrics.h"
+#include "policy/policy.h"
+#include "session_pool.h"
+#include "signing/sign_queue.h"
+
+namespace hsmsignd::api {
+
+struct Services {
+  const config::Config& config;
+  keyring::Keyring& keyring;
+  signing::SignQueue& queue;
+  metrics::Metrics& metrics;
+  Health& health;
+  pkcs11::SessionPool& pool;
+};
+
+class IssuerApi {
+ public:
+  explicit IssuerApi(Services services) : s_(services) {}
+
+  // A request on the issuer socket from `peer`; `client` is its [[client]] entry, or nullptr.
+  void handle(const policy::Peer& peer, const config::ClientConfig* client, const HttpRequest& request, Reply reply);
+  // A request on the loopback JWKS listener: GET of the JWK Set and of /healthz only.
+  void handle_public(const HttpRequest& request, Reply reply);
+
+ private:
+  void issue_jwt(const config::ClientConfig& client, const HttpRequest& request, Reply reply);
+  void sign_jws(const config::ClientConfig& client, const HttpRequest& request, Reply reply);
+  void sign_digest(const config::ClientConfig& client, const HttpRequest& request, Reply reply);
+  Reply metered(const HttpRequest& request, Reply reply);
+  HttpResponse keys() const;
+  HttpResponse jwks(const HttpRequest& request) const;
+  HttpResponse healthz() const;
+  HttpResponse metrics() const;
+
+  // Queues a signature by the keyset's active key over make_input(key); `done` turns the signature
+  // into the answer.
+  using MakeInput = std::function<std::string(const keyring::Key&)>;
+  using Done = std::function<HttpResponse(const keyring::Key&, const std::string& input, const Bytes& signature)>;
+  void sign_with(const config::KeysetConfig& keyset, bool digest, Reply reply, const MakeInput& make_input,
+                 Done done);
+
+  Services s_;
+};
+
+}  // namespace hsmsignd::api

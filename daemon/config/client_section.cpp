@@ -1,0 +1,134 @@
+// [[client]]: who may ask for signatures (matched on the kernel's peer credentials), with which
+// keysets, and what goes into the tokens it gets.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "config/accounts.h"
+#include "config/sections.h"
+
+namespace hsmsignd::config {
+namespace {
+
+// Short-lived tokens only: a stolen token must expire soon, since it cannot be revoked.
+constexpr Duration kLongestTtl{15 * 60};
+// (uid_t)-1 and (gid_t)-1 mean "no id" to the kernel; no peer has them.
+constexpr std::int64_t kLargestId = std::numeric_limits<uid_t>::max() - 1;
+static_assert(std::numeric_limits<uid_t>::max() == std::numeric_limits<gid_t>::max());
+
+std::string read_name(const Section& client, const std::vector<ClientConfig>& earlier) {
+  const std::optional<std::string> name = client.string("name");
+  if (!name || name->empty()) client.fail("name", "required: a non-empty name, used in the audit log");
+  for (std::size_t i = 0; i < earlier.size(); ++i)
+    if (earlier[i].name == *name)
+      client.fail("name", in_quotes(*name) + " is already the name of client[" + std::to_string(i) + "]");
+  return *name;
+}
+
+// Names are resolved now, at load time: the kernel reports peers by number, and a name that does
+// not resolve is a typo that would otherwise lock a client out (or, worse, go unnoticed).
+template <typename Id, typename Find>
+void resolve_names(const Section& client, std::string_view key, std::string_view what, Find find,
+                   std::vector<std::string>& names, std::vector<Id>& ids) {
+  names = client.strings(key).value_or(std::vector<std::string>{});
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::optional<Id> id;
+    try {
+      id = find(names[i]);
+    } catch (const AccountLookupError& e) {
+      client.fail_element(key, i, e.message);
+    }
+    if (!id) client.fail_element(key, i, "no such " + std::string(what) + " " + in_quotes(names[i]));
+    ids.push_back(*id);
+  }
+}
+
+template <typename Id>
+void read_ids(const Section& client, std::string_view key, std::vector<Id>& ids) {
+  for (const std::int64_t id : client.integers(key, 0, kLargestId).value_or(std::vector<std::int64_t>{}))
+    ids.push_back(static_cast<Id>(id));
+}
+
+void read_peers(const Section& client, ClientConfig& out) {
+  read_ids(client, "uids", out.uids);
+  read_ids(client, "gids", out.gids);
+  resolve_names(client, "users", "user", find_user, out.users, out.uids);
+  resolve_names(client, "groups", "group", find_group, out.groups, out.gids);
+  if (out.uids.empty() && out.gids.empty())
+    client.fail("users", "the client matches no peer: set at least one of users, uids, groups or gids");
+}
+
+// A required array of non-empty strings.
+std::vector<std::string> read_required_strings(const Section& client, std::string_view key) {
+  const std::optional<std::vector<std::string>> values = client.strings(key);
+  if (!values || values->empty()) client.fail(key, "required: a non-empty array of strings");
+  for (std::size_t i = 0; i < values->size(); ++i)
+    if ((*values)[i].empty()) client.fail_element(key, i, "must not be empty");
+  return *values;
+}
+
+std::vector<std::string> read_keysets(const Section& client, const std::vector<KeysetConfig>& keysets) {
+  std::vector<std::string> names = read_required_strings(client, "keysets");
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (std::none_of(keysets.begin(), keysets.end(), [&](const KeysetConfig& k) { return k.name == names[i]; }))
+      client.fail_element("keysets", i, "no [[keyset]] is named " + in_quotes(names[i]));
+  return names;
+}
+
+std::vector<Operation> read_operations(const Section& client) {
+  const std::optional<std::vector<std::string>> names = client.strings("operations");
+  if (!names) return {Operation::jwt};
+  if (names->empty()) client.fail("operations", "must not be empty; leave it out for [\"jwt\"]");
+  std::vector<Operation> out;
+  for (std::size_t i = 0; i < names->size(); ++i) {
+    const std::string& name = (*names)[i];
+    if (name == "jwt") {
+      out.push_back(Operation::jwt);
+    } else if (name == "jws") {
+      out.push_back(Operation::jws);
+    } else if (name == "sign") {
+      out.push_back(Operation::sign);
+    } else {
+      client.fail_element("operations", i, "unknown operation " + in_quotes(name) + "; use jwt, jws or sign");
+    }
+  }
+  return out;
+}
+
+void read_ttls(const Section& client, ClientConfig& out) {
+  out.max_ttl = client.duration("max_ttl").value_or(out.max_ttl);
+  if (out.max_ttl <= Duration::zero() || out.max_ttl > kLongestTtl)
+    client.fail("max_ttl", "must be from 1s to 15m (short-lived tokens only), not " + format_duration(out.max_ttl));
+  // Left out, the default follows a shorter max_ttl down instead of contradicting it.
+  out.default_ttl = client.duration("default_ttl").value_or(std::min(out.default_ttl, out.max_ttl));
+  if (out.default_ttl <= Duration::zero() || out.default_ttl > out.max_ttl)
+    client.fail("default_ttl", "must be from 1s to max_ttl (" + format_duration(out.max_ttl) + "), not " +
+                                   format_duration(out.default_ttl));
+}
+
+ClientConfig read_client(const Section& client, const std::vector<ClientConfig>& earlier,
+                         const std::vector<KeysetConfig>& keysets) {
+  client.allow_only({"name", "users", "uids", "groups", "gids", "keysets", "operations", "issuer", "audiences",
+                     "max_ttl", "default_ttl"});
+  ClientConfig out;
+  out.name = read_name(client, earlier);
+  read_peers(client, out);
+  out.keysets = read_keysets(client, keysets);
+  out.operations = read_operations(client);
+  const std::optional<std::string> issuer = client.string("issuer");
+  if (!issuer || issuer->empty()) client.fail("issuer", "required: the iss of every token this client gets");
+  out.issuer = *issuer;
+  out.audiences = read_required_strings(client, "audiences");
+  read_ttls(client, out);
+  return out;
+}
+
+}  // namespace
+
+std::vector<ClientConfig> read_clients(const Section& root, const std::vector<KeysetConfig>& keysets) {
+  std::vector<ClientConfig> out;
+  for (const Section& client : root.tables("client")) out.push_back(read_client(client, out, keysets));
+  return out;
+}
+
+}  // namespace hsmsignd::config

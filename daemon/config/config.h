@@ -1,0 +1,105 @@
+// hsmsignd's configuration: the TOML file of the contract, read once at start-up into plain structs.
+// Everything the file can get wrong is refused here, with the file, line and key, so the layers
+// below can trust what they are given.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config_error.h"
+#include "config/duration.h"
+#include "hsmsignd/algorithm.h"
+
+namespace hsmsignd::config {
+
+enum class VerifyPolicy { all, sampled };
+enum class Operation { jwt, jws, sign };
+
+struct TokenConfig {
+  std::filesystem::path module;  // absolute: a relative dlopen() path would search the library path
+  std::string label;             // exactly one of label and serial is set
+  std::string serial;
+  std::filesystem::path pin_file;  // never read here: the PKCS#11 layer reads and checks it
+  unsigned sessions = 4;
+  VerifyPolicy verify_signatures = VerifyPolicy::all;
+};
+
+struct ServerConfig {
+  std::filesystem::path socket = "/run/hsmsignd/sign.sock";
+  unsigned socket_mode = 0660;  // never grants anything to others
+  std::filesystem::path admin_socket = "/run/hsmsignd/admin.sock";
+  std::size_t max_body = 65536;
+  Duration request_timeout{10};  // a started request must be complete within this: 408
+  Duration idle_timeout{60};     // a keep-alive connection waiting longer for its next request is closed
+};
+
+struct JwksConfig {
+  std::string listen = "127.0.0.1:8080";  // as written; "" means no HTTP listener
+  std::string listen_host = "127.0.0.1";  // the IP literal alone, IPv6 without brackets; "" when off
+  unsigned short listen_port = 8080;      // 0 when off
+  std::filesystem::path file;             // empty = no JWKS file
+  Duration max_age{300};
+};
+
+struct StateConfig {
+  std::filesystem::path dir = "/var/lib/hsmsignd";
+};
+
+struct AuditConfig {
+  std::filesystem::path file = "/var/log/hsmsignd/audit.jsonl";
+  Duration checkpoint_every{300};
+};
+
+struct KeysetConfig {
+  std::string name;
+  Algorithm algorithm = Algorithm::ES256;
+  unsigned rsa_bits = 2048;  // meaningful for RS256 and PS256 only
+  Duration rotation_period{30 * 86400};
+  Duration prepublish{3600};
+  Duration retire_after{86400};
+  bool destroy_retired = true;
+};
+
+struct ClientConfig {
+  std::string name;
+  // A peer matches when its uid is in `uids` or its gid in `gids`. Names are resolved at load time
+  // into those lists (and kept, for messages and the audit log).
+  std::vector<std::string> users;
+  std::vector<uid_t> uids;
+  std::vector<std::string> groups;
+  std::vector<gid_t> gids;
+  std::vector<std::string> keysets;     // the first is the default
+  std::vector<Operation> operations;    // never empty: ["jwt"] when the file says nothing
+  std::string issuer;
+  std::vector<std::string> audiences;   // never empty; the first is the default
+  Duration max_ttl{900};
+  Duration default_ttl{300};
+};
+
+struct Config {
+  std::filesystem::path file;  // absolute
+  TokenConfig token;
+  ServerConfig server;
+  JwksConfig jwks;
+  StateConfig state;
+  AuditConfig audit;
+  std::vector<KeysetConfig> keysets;  // at least one
+  std::vector<ClientConfig> clients;  // may be empty: a daemon that only publishes its JWKS
+
+  // The keyset called `name`, or nullptr.
+  const KeysetConfig* keyset(std::string_view name) const;
+};
+
+// Reads and validates `file`. Throws ConfigError.
+Config load(const std::filesystem::path& file);
+
+// Validates `toml` as if read from `file`, which names the file in errors and whose folder is the base
+// of relative paths. Throws ConfigError.
+Config parse(std::string_view toml, const std::filesystem::path& file);
+
+}  // namespace hsmsignd::config

@@ -1,0 +1,70 @@
+// hsmsignd --config FILE [--check]
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "daemon.h"
+#include "log/log.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: hsmsignd --config FILE [--check]\n"
+    "  --config FILE  the TOML configuration (see the README)\n"
+    "  --check        validate the configuration and the token, print what was found, exit 0 or 1\n";
+
+// Memory may hold the PIN: no core dumps, and no ptrace by other processes of the same user.
+void deny_core_dumps() {
+  struct rlimit none {0, 0};
+  ::setrlimit(RLIMIT_CORE, &none);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  deny_core_dumps();
+  ::umask(077);
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "hsmsignd: unknown argument %s\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+
+  try {
+    hsmsignd::config::Config config = hsmsignd::config::load(config_path);
+    if (check) return hsmsignd::Daemon::check(config);
+    hsmsignd::Daemon daemon(std::move(config));
+    daemon.start();
+    return daemon.run();
+  } catch (const hsmsignd::config::ConfigError& e) {
+    std::fprintf(stderr, "hsmsignd: %s\n", e.what());
+    return check ? 1 : 2;
+  } catch (const hsmsignd::StartupError& e) {
+    std::fprintf(stderr, "hsmsignd: %s\n", e.what());
+    return e.exit_status;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hsmsignd: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,86 @@
+#include "metrics/metrics.h"
+
+#include <algorithm>
+
+#include "call_stats.h"
+
+namespace hsmsignd::metrics {
+namespace {
+
+constexpr std::array<const char*, kRoutes> kRouteNames{"jwt", "jws", "sign", "keys", "jwks",
+                                                       "healthz", "metrics", "admin", "other"};
+
+std::size_t status_index(int status) {
+  auto it = std::find(kStatuses.begin(), kStatuses.end(), status);
+  return it == kStatuses.end() ? static_cast<std::size_t>(std::find(kStatuses.begin(), kStatuses.end(), 500) - kStatuses.begin())
+                               : static_cast<std::size_t>(it - kStatuses.begin());
+}
+
+}  // namespace
+
+Metrics::Metrics(std::vector<Keyset> keysets)
+    : keysets_(std::move(keysets)), signatures_(std::make_unique<std::atomic<std::uint64_t>[]>(keysets_.size())) {}
+
+void Metrics::request(Route route, int status) {
+  requests_[static_cast<std::size_t>(route)][status_index(status)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Metrics::signature(std::string_view keyset) {
+  for (std::size_t i = 0; i < keysets_.size(); ++i)
+    if (keysets_[i].name == keyset) signatures_[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string Metrics::render(const Gauges& g) const {
+  std::string out;
+  out += "# HELP hsmsignd_requests_total Requests answered, by route and HTTP status.\n"
+         "# TYPE hsmsignd_requests_total counter\n";
+  for (std::size_t r = 0; r < kRoutes; ++r)
+    for (std::size_t s = 0; s < kStatuses.size(); ++s)
+      if (auto n = requests_[r][s].load(std::memory_order_relaxed); n > 0)
+        out += "hsmsignd_requests_total{route=\"" + std::string(kRouteNames[r]) + "\",status=\"" +
+               std::to_string(kStatuses[s]) + "\"} " + std::to_string(n) + "\n";
+
+  out += "# HELP hsmsignd_signatures_total Signatures made in the token, by keyset and algorithm.\n"
+         "# TYPE hsmsignd_signatures_total counter\n";
+  for (std::size_t i = 0; i < keysets_.size(); ++i)
+    out += "hsmsignd_signatures_total{keyset=\"" + keysets_[i].name + "\",algorithm=\"" +
+           std::string(name(keysets_[i].algorithm)) + "\"} " + std::to_string(signatures_[i].load()) + "\n";
+
+  out += "# HELP hsmsignd_signature_faults_total Token signatures that failed verification and were withheld.\n"
+         "# TYPE hsmsignd_signature_faults_total counter\n"
+         "hsmsignd_signature_faults_total " + std::to_string(g.signature_faults) + "\n";
+
+  out += "# HELP hsmsignd_token_call_seconds Latency of PKCS#11 calls, by function.\n"
+         "# TYPE hsmsignd_token_call_seconds histogram\n";
+  for (const auto& s : pkcs11::call_stats()) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < pkcs11::CallStat::kBucketsUs.size(); ++b) {
+      cumulative += s.buckets[b];
+      out += "hsmsignd_token_call_seconds_bucket{function=\"" + s.function + "\",le=\"" +
+             std::to_string(static_cast<double>(pkcs11::CallStat::kBucketsUs[b]) / 1e6) + "\"} " +
+             std::to_string(cumulative) + "\n";
+    }
+    out += "hsmsignd_token_call_seconds_bucket{function=\"" + s.function + "\",le=\"+Inf\"} " +
+           std::to_string(s.calls) + "\n";
+    out += "hsmsignd_token_call_seconds_sum{function=\"" + s.function + "\"} " +
+           std::to_string(static_cast<double>(s.total_ns) / 1e9) + "\n";
+    out += "hsmsignd_token_call_seconds_count{function=\"" + s.function + "\"} " + std::to_string(s.calls) + "\n";
+  }
+  out += "# HELP hsmsignd_token_call_errors_total PKCS#11 calls that did not return CKR_OK, by function.\n"
+         "# TYPE hsmsignd_token_call_errors_total counter\n";
+  for (const auto& s : pkcs11::call_stats())
+    out += "hsmsignd_token_call_errors_total{function=\"" + s.function + "\"} " + std::to_string(s.errors) + "\n";
+
+  out += "# HELP hsmsignd_sessions_in_use Token sessions leased right now.\n"
+         "# TYPE hsmsignd_sessions_in_use gauge\n"
+         "hsmsignd_sessions_in_use " + std::to_string(g.sessions_in_use) + "\n" +
+         "# HELP hsmsignd_sessions Token sessions in the pool.\n# TYPE hsmsignd_sessions gauge\n"
+         "hsmsignd_sessions " + std::to_string(g.sessions) + "\n" +
+         "# HELP hsmsignd_sign_queue Signing jobs waiting for a signer thread.\n# TYPE hsmsignd_sign_queue gauge\n"
+         "hsmsignd_sign_queue " + std::to_string(g.sign_queue) + "\n" +
+         "# HELP hsmsignd_connections Open client connections.\n# TYPE hsmsignd_connections gauge\n"
+         "hsmsignd_connections " + std::to_string(connections_.load()) + "\n";
+  return out;
+}
+
+}  // namespace hsmsignd::metrics

@@ -1,0 +1,48 @@
+// Counters for GET /metrics, in the Prometheus text format. Lock-free on the request path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hsmsignd/algorithm.h"
+
+namespace hsmsignd::metrics {
+
+enum class Route { jwt, jws, sign, keys, jwks, healthz, metrics, admin, other };
+inline constexpr std::size_t kRoutes = 9;
+inline constexpr std::array<int, 11> kStatuses{200, 400, 403, 404, 405, 408, 413, 429, 431, 500, 503};
+
+struct Gauges {  // read when /metrics is rendered
+  std::size_t sessions_in_use = 0, sessions = 0, sign_queue = 0;
+  std::uint64_t signature_faults = 0;
+};
+
+class Metrics {
+ public:
+  struct Keyset {
+    std::string name;
+    Algorithm algorithm;
+  };
+  explicit Metrics(std::vector<Keyset> keysets);
+
+  void request(Route route, int status);
+  void signature(std::string_view keyset);
+  void connection_opened() { connections_.fetch_add(1, std::memory_order_relaxed); }
+  void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  std::int64_t connections() const { return connections_.load(); }
+
+  std::string render(const Gauges& gauges) const;
+
+ private:
+  std::array<std::array<std::atomic<std::uint64_t>, kStatuses.size()>, kRoutes> requests_{};
+  std::vector<Keyset> keysets_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> signatures_;
+  std::atomic<std::int64_t> connections_{0};
+};
+
+}  // namespace hsmsignd::metrics

@@ -1,0 +1,63 @@
+#include "policy/policy.h"
+
+#include <algorithm>
+
+namespace hsmsignd::policy {
+namespace {
+
+const char* operation_name(config::Operation op) {
+  switch (op) {
+    case config::Operation::jwt: return "jwt";
+    case config::Operation::jws: return "jws";
+    case config::Operation::sign: return "sign";
+  }
+  return "?";
+}
+
+template <class C, class V>
+bool holds(const C& c, const V& v) {
+  return std::find(c.begin(), c.end(), v) != c.end();
+}
+
+}  // namespace
+
+const config::ClientConfig* find_client(const config::Config& config, const Peer& peer) {
+  for (const auto& client : config.clients)
+    if (holds(client.uids, peer.uid) || holds(client.gids, peer.gid)) return &client;
+  return nullptr;
+}
+
+Expected<const config::KeysetConfig*, api::ApiError> choose_keyset(const config::Config& config,
+                                                                   const config::ClientConfig& client,
+                                                                   const std::optional<std::string>& name,
+                                                                   config::Operation operation) {
+  if (!holds(client.operations, operation))
+    return api::ApiError::forbidden(std::string("client \"") + client.name + "\" may not use the " +
+                                    operation_name(operation) + " operation");
+  const std::string& wanted = name ? *name : client.keysets.front();
+  if (!holds(client.keysets, wanted))
+    return api::ApiError::forbidden("client \"" + client.name + "\" may not use keyset \"" + wanted + "\"");
+  const config::KeysetConfig* keyset = config.keyset(wanted);
+  if (keyset == nullptr) return api::ApiError::not_found("no keyset \"" + wanted + "\"");
+  return keyset;
+}
+
+Expected<JwtGrant, api::ApiError> grant_jwt(const config::Config& config, const config::ClientConfig& client,
+                                            const api::JwtRequest& request) {
+  auto keyset = choose_keyset(config, client, request.keyset, config::Operation::jwt);
+  if (!keyset) return keyset.error();
+  JwtGrant grant;
+  grant.keyset = *keyset;
+  grant.aud_is_array = request.aud_is_array;
+  grant.aud = request.aud.empty() ? std::vector<std::string>{client.audiences.front()} : request.aud;
+  for (const auto& a : grant.aud)
+    if (!holds(client.audiences, a))
+      return api::ApiError::forbidden("audience \"" + a + "\" is not allowed for client \"" + client.name + "\"");
+  grant.ttl = request.ttl ? std::chrono::seconds(*request.ttl) : client.default_ttl;
+  if (grant.ttl > client.max_ttl)
+    return api::ApiError::bad_request("\"ttl\" " + std::to_string(grant.ttl.count()) + " exceeds the client's max_ttl of " +
+                                      std::to_string(client.max_ttl.count()) + " s");
+  return grant;
+}
+
+}  // namespace hsmsignd::policy

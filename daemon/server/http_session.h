@@ -1,0 +1,196 @@
+// One HTTP/1.1 connection, on a Unix or TCP socket: read a request (bounded in size and time), hand it
+// to the handler, write the answer, and read the next one (keep-alive and pipelining). Handlers may
+// answer from another thread; the answer is posted back to this connection's strand.
+#pragma once
+
+#include <utility>  // before Boost.Asio 1.74, which uses std::exchange without including it
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "api/api_error.h"
+#include "api/http_types.h"
+#include "server/limits.h"
+
+namespace hsmsignd::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+using Handler = std::function<void(const api::HttpRequest&, api::Reply)>;
+
+// Counts requests being handled, so a clean shutdown can wait for them.
+struct InFlight {
+  std::atomic<std::int64_t> requests{0};
+  std::atomic<std::int64_t> connections{0};
+};
+
+template <class Protocol>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
+ public:
+  using Socket = typename Protocol::socket;
+
+  HttpSession(Socket socket, Handler handler, const Limits& limits, InFlight& in_flight,
+              std::function<void()> on_close)
+      : stream_(std::move(socket)),
+        timer_(stream_.get_executor()),
+        buffer_(limits.max_header + limits.max_body + 4096),
+        handler_(std::move(handler)),
+        limits_(limits),
+        in_flight_(in_flight),
+        on_close_(std::move(on_close)) {
+    in_flight_.connections.fetch_add(1);
+  }
+  ~HttpSession() {
+    in_flight_.connections.fetch_sub(1);
+    if (on_close_) on_close_();
+  }
+
+  void start() { wait_for_request(); }
+
+  // Answers one error and closes: for connections refused before any request (too many, say).
+  void refuse(const api::ApiError& error) {
+    keep_alive_ = false;
+    write({error.status, error.body(), "application/json", {}, {}});
+  }
+
+ private:
+  // Idle keep-alive connections wait idle_timeout for a first byte; from then on the whole request
+  // must arrive within request_timeout, so a client trickling bytes cannot hold the connection.
+  void wait_for_request() {
+    if (buffer_.size() > 0) return read_request();
+    arm(limits_.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->disarm();
+      if (ec) return self->close();  // idle timeout, or the peer left: nothing to answer
+      self->buffer_.commit(n);
+      self->read_request();
+    });
+  }
+
+  // The timer cancels the pending operation but leaves the socket open, so a late request can still be
+  // told 408 before the connection closes.
+  void arm(std::chrono::milliseconds timeout) {
+    timed_out_ = false;
+    timer_.expires_after(timeout);
+    timer_.async_wait([weak = this->weak_from_this(), generation = ++timer_generation_](beast::error_code ec) {
+      auto self = weak.lock();
+      // A handler already queued when disarm() ran must not cancel the operation that came after.
+      if (ec || !self || generation != self->timer_generation_) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.cancel(ignored);
+    });
+  }
+
+  void read_request() {
+    parser_.emplace();
+    parser_->body_limit(limits_.max_body);
+    parser_->header_limit(static_cast<std::uint32_t>(limits_.max_header));
+    arm(limits_.request_timeout);
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void disarm() {
+    ++timer_generation_;
+    timer_.cancel();
+  }
+
+  void on_read(beast::error_code ec) {
+    disarm();
+    keep_alive_ = false;
+    if (timed_out_) return fail(api::ApiError::timeout("the request did not arrive in time"));
+    if (ec == http::error::end_of_stream || ec == asio::error::eof) return close();
+    if (ec == http::error::body_limit) return fail(api::ApiError::too_large("the body exceeds " + std::to_string(limits_.max_body) + " bytes"));
+    if (ec == http::error::header_limit) return fail(api::ApiError::too_large("the header exceeds " + std::to_string(limits_.max_header) + " bytes"));
+    if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe) return close();
+    if (ec) return fail(api::ApiError::bad_request("malformed HTTP request: " + ec.message()));
+
+    auto& req = parser_->get();
+    // Beast checks header_limit only while the end of the header has not arrived; a header that came
+    // whole in one read is measured here.
+    if (header_size(req) > limits_.max_header)
+      return fail(api::ApiError::too_large("the header exceeds " + std::to_string(limits_.max_header) + " bytes"));
+    // Both framings at once is how requests are smuggled past a proxy: refuse, and close.
+    if (req.find(http::field::content_length) != req.end() && req.find(http::field::transfer_encoding) != req.end())
+      return fail(api::ApiError::bad_request("Content-Length together with Transfer-Encoding"));
+
+    api::HttpRequest request;
+    request.method = std::string(req.method_string());
+    const auto target = req.target();
+    request.target = std::string(target.substr(0, target.find('?')));
+    request.body = std::move(req.body());
+    if (auto it = req.find(http::field::if_none_match); it != req.end()) request.if_none_match = std::string(it->value());
+    keep_alive_ = req.keep_alive();
+    head_only_ = req.method() == http::verb::head;
+
+    in_flight_.requests.fetch_add(1);
+    handler_(request, [self = this->shared_from_this()](api::HttpResponse response) {
+      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->in_flight_.requests.fetch_sub(1);
+        self->write(std::move(response));
+      });
+    });
+  }
+
+  static std::size_t header_size(const http::request<http::string_body>& req) {
+    std::size_t size = req.method_string().size() + req.target().size() + 12;  // request line
+    for (const auto& field : req) size += field.name_string().size() + field.value().size() + 4;
+    return size;
+  }
+
+  void fail(const api::ApiError& error) {
+    keep_alive_ = false;
+    write({error.status, error.body(), "application/json", {}, {}});
+  }
+
+  void write(api::HttpResponse r) {
+    response_.emplace(static_cast<http::status>(r.status), 11);
+    auto& res = *response_;
+    if (!r.content_type.empty() && r.status != 304) res.set(http::field::content_type, r.content_type);
+    if (!r.etag.empty()) res.set(http::field::etag, r.etag);
+    res.set(http::field::cache_control, r.cache_control.empty() ? "no-store" : r.cache_control);
+    if (!head_only_) res.body() = std::move(r.body);
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+    if (head_only_) res.content_length(r.body.size());
+    arm(limits_.request_timeout);  // a peer that reads nothing cannot hold the connection either
+    http::async_write(stream_, res, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->disarm();
+      self->response_.reset();
+      if (ec || !self->keep_alive_) return self->close();
+      self->wait_for_request();
+    });
+  }
+
+  void close() {
+    disarm();
+    beast::error_code ignored;
+    stream_.shutdown(Socket::shutdown_both, ignored);
+    stream_.close(ignored);
+  }
+
+  Socket stream_;
+  asio::steady_timer timer_;
+  bool timed_out_ = false;
+  std::uint64_t timer_generation_ = 0;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> response_;
+  Handler handler_;
+  const Limits& limits_;
+  InFlight& in_flight_;
+  std::function<void()> on_close_;
+  bool keep_alive_ = false;
+  bool head_only_ = false;
+};
+
+}  // namespace hsmsignd::server

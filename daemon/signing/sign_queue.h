@@ -1,0 +1,57 @@
+// The signer threads: token calls block (a network HSM takes milliseconds), so they never run on the
+// I/O thread. One worker per token session; RSA jobs may hold all workers but one, so a flood of slow
+// RSA signatures cannot starve EC and EdDSA.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "signing/checked_signer.h"
+
+namespace hsmsignd::signing {
+
+struct SignJob {
+  std::shared_ptr<CheckedSigner> signer;
+  std::string input;       // the JWS signing input, or the digest when `digest` is set
+  bool digest = false;
+  // Runs on the worker thread (keep it short: post), and gets `input` back so that nothing is copied.
+  std::function<void(pkcs11::Result<Bytes>, std::string input)> done;
+};
+
+class SignQueue {
+ public:
+  SignQueue(std::size_t workers, std::size_t max_queued);
+  ~SignQueue();
+  SignQueue(const SignQueue&) = delete;
+  SignQueue& operator=(const SignQueue&) = delete;
+
+  // False when max_queued jobs already wait: the caller answers 429 instead of queueing without bound.
+  bool submit(SignJob job);
+  // Runs what is queued, then joins the workers. Later submits are refused.
+  void stop();
+
+  std::size_t queued() const;
+  std::size_t workers() const { return threads_.size(); }
+
+ private:
+  void work();
+  bool runnable_locked() const;
+
+  const std::size_t max_queued_;
+  const std::size_t slow_limit_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<SignJob> fast_, slow_;
+  std::size_t slow_running_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace hsmsignd::signing

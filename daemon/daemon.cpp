@@ -3,15 +3,24 @@
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without including it
 
 #include <sys/resource.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 
+#include "api/admin_api.h"
 #include "api/health.h"
+#include "audit/audit_key.h"
+#include "audit/chain.h"
+#include "audit/audit_log.h"
+#include "crypto/digest.h"
+#include "jose/base64url.h"
+#include "jose/jwk.h"
 #include "api/issuer_api.h"
 #include "common/rfc3339.h"
 #include "jwks/jwks_file.h"
@@ -84,6 +93,30 @@ server::Limits limits_from(const config::Config& c) {
   return l;
 }
 
+std::unique_ptr<audit::AuditLog> open_audit(const config::Config& config) {
+  try {
+    // The log's folder is the daemon's own (systemd's LogsDirectory= makes it too): owner only.
+    std::filesystem::create_directories(config.audit.file.parent_path());
+    return std::make_unique<audit::AuditLog>(config.audit.file, config.audit.max_size);
+  } catch (const std::exception& e) {
+    throw StartupError(1, e.what());
+  }
+}
+
+audit::Record to_record(const keyring::Event& e) {
+  audit::Record r{e.type, nlohmann::ordered_json::object(), true};
+  if (!e.keyset.empty()) r.fields["keyset"] = e.keyset;
+  if (!e.kid.empty()) r.fields["kid"] = e.kid;
+  if (!e.detail.empty()) r.fields[e.type == "error" ? "reason" : "label"] = e.detail;
+  return r;
+}
+
+std::string file_sha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return jose::base64url_encode(crypto::sha256(as_bytes(content)));
+}
+
 std::vector<metrics::Metrics::Keyset> metric_keysets(const config::Config& c) {
   std::vector<metrics::Metrics::Keyset> out;
   for (const auto& k : c.keysets) out.push_back({k.name, k.algorithm});
@@ -95,13 +128,21 @@ std::vector<metrics::Metrics::Keyset> metric_keysets(const config::Config& c) {
 struct Daemon::Parts {
   explicit Parts(const config::Config& config)
       : token(open_token(config)),
-        keyring(*token.pool, config),
+        audit(open_audit(config)),
+        keyring(*token.pool, config, now,
+                [this](const keyring::Event& e) {
+                  log::write(e.type == "error" ? log::Level::error : log::Level::info, e.type,
+                             {{"keyset", e.keyset}, {"kid", e.kid}, {"detail", e.detail}});
+                  audit->append(to_record(e));
+                }),
         queue(token.pool->size(), kMaxQueuedSignatures),
         metrics(metric_keysets(config)),
         limits(limits_from(config)),
-        api({config, keyring, queue, metrics, health, *token.pool}) {}
+        api({config, keyring, queue, metrics, health, *token.pool, *audit}),
+        admin(config, *token.pool, keyring, metrics, *audit) {}
 
   Token token;
+  std::unique_ptr<audit::AuditLog> audit;
   keyring::Keyring keyring;
   signing::SignQueue queue;
   metrics::Metrics metrics;
@@ -109,28 +150,48 @@ struct Daemon::Parts {
   server::Limits limits;
   server::InFlight in_flight;
   api::IssuerApi api;
+  api::AdminApi admin;
   asio::io_context io{1};
   std::optional<server::UnixListener> issuer;
+  std::optional<server::UnixListener> admin_socket;
   std::optional<server::TcpListener> jwks;
 };
 
 Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
 
 Daemon::~Daemon() {
-  if (parts_) parts_->queue.stop();
+  if (!parts_) return;
+  parts_->keyring.stop();
+  parts_->queue.stop();
+  parts_->audit->stop();
 }
 
 void Daemon::start() {
   raise_descriptor_limit();
   parts_ = std::make_unique<Parts>(config_);
   auto& p = *parts_;
+  const auto& token = p.token.pool->token();
+  p.audit->append({"start", {{"pid", ::getpid()}, {"uid", ::geteuid()}}, true});
+  p.audit->append({"config", {{"file", config_.file.string()}, {"sha256", file_sha256(config_.file)}}, true});
+  p.audit->append({"login", {{"token", token.label}, {"serial", token.serial}, {"model", token.model}}, true});
 
-  if (auto loaded = p.keyring.load(now()); !loaded) throw StartupError(1, "loading keys: " + loaded.error().what());
+  auto audit_key = audit::open_audit_key(*p.token.pool, [&](const std::string& kid, const std::string& label) {
+    p.audit->append({"keygen", {{"keyset", audit::kAuditKeyset}, {"kid", kid}, {"label", label}}, true});
+  });
+  if (!audit_key) throw StartupError(1, "the audit key: " + audit_key.error().what());
+  p.audit->set_checkpoint_signer({audit_key->kid, "ES256", [signer = audit_key->signer](const std::string& message) {
+                                    auto s = signer->sign(as_bytes(message));
+                                    return s ? std::optional<Bytes>(std::move(*s)) : std::nullopt;
+                                  }});
+  const auto key_file = audit::public_key_path(config_.audit.file);
+  if (auto ec = jwks::write_atomically(key_file, jose::to_published_jwk(audit_key->signer->public_key(), audit_key->kid).dump()))
+    throw StartupError(1, "writing " + key_file.string() + ": " + ec.message());
+
+  if (auto loaded = p.keyring.reconcile(); !loaded) throw StartupError(1, "loading keys: " + loaded.error().what());
   auto view = p.keyring.view();
   for (const auto& k : view->keys)
     log::info("key", {{"keyset", k.keyset}, {"kid", k.kid}, {"state", std::string(keyring::name(k.schedule.state))},
                       {"activates", rfc3339(k.schedule.activates)}});
-
   if (!config_.jwks.file.empty()) {
     if (auto ec = jwks::write_atomically(config_.jwks.file, view->jwks))
       throw StartupError(1, "writing " + config_.jwks.file.string() + ": " + ec.message());
@@ -146,6 +207,14 @@ void Daemon::start() {
           };
         },
         p.limits, p.in_flight);
+    p.admin_socket.emplace(
+        p.io, config_.server.admin_socket, 0600,
+        [this](const policy::Peer& peer) -> server::Handler {
+          return [this, peer](const api::HttpRequest& request, api::Reply reply) {
+            parts_->admin.handle(peer, request, std::move(reply));
+          };
+        },
+        p.limits, p.in_flight);
     if (!config_.jwks.listen.empty())
       p.jwks.emplace(
           p.io, config_.jwks.listen_host, config_.jwks.listen_port,
@@ -155,7 +224,13 @@ void Daemon::start() {
     throw StartupError(1, e.what());
   }
   p.issuer->start();
+  p.admin_socket->start();
   if (p.jwks) p.jwks->start();
+  // From here on the lifecycle thread makes the transitions and republishes the JWKS file.
+  p.keyring.start([file = config_.jwks.file](const keyring::View& v) {
+    if (file.empty()) return;
+    if (auto ec = jwks::write_atomically(file, v.jwks)) log::error("jwks_file", {{"path", file.string()}, {"error", ec.message()}});
+  });
   log::info("start", {{"socket", config_.server.socket.string()},
                       {"jwks", config_.jwks.listen.empty() ? std::string("off") : config_.jwks.listen}});
 }
@@ -163,14 +238,36 @@ void Daemon::start() {
 int Daemon::run() {
   auto& p = *parts_;
   asio::signal_set signals(p.io, SIGTERM, SIGINT);
-  asio::steady_timer drain(p.io);
+  asio::signal_set hangup(p.io, SIGHUP);
+  asio::steady_timer drain(p.io), checkpoints(p.io);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      log::info("audit_rotate");
+      p.audit->rotate();
+      on_hangup();
+    });
+  };
+  on_hangup();
+  std::function<void()> next_checkpoint = [&] {
+    checkpoints.expires_after(config_.audit.checkpoint_every);
+    checkpoints.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      p.audit->checkpoint();
+      next_checkpoint();
+    });
+  };
+  next_checkpoint();
   std::function<void()> wait_for_requests;
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     log::info("stop", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
     ::sd_notify(0, "STOPPING=1");
     p.issuer->close();
+    p.admin_socket->close();
     if (p.jwks) p.jwks->close();
+    hangup.cancel();
+    checkpoints.cancel();
     const auto give_up = std::chrono::steady_clock::now() + kShutdownGrace;
     wait_for_requests = [&, give_up] {
       if (p.in_flight.requests.load() == 0 || std::chrono::steady_clock::now() > give_up) return p.io.stop();
@@ -181,8 +278,15 @@ int Daemon::run() {
   });
   ::sd_notify(0, "READY=1");
   p.io.run();
+  p.keyring.stop();
   p.queue.stop();
-  return 0;
+  // The last lines: the stop, and a checkpoint that covers everything before it.
+  p.audit->append({"stop", {{"pid", ::getpid()}}, true});
+  p.audit->checkpoint();
+  const bool written = p.audit->flush();
+  if (!written) log::error("audit_incomplete", {{"reason", "the last audit lines could not be written: " + p.audit->failure()}});
+  p.audit->stop();
+  return written ? 0 : 1;
 }
 
 int Daemon::check(const config::Config& config) {

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -30,6 +31,9 @@ void deny_core_dumps() {
 int main(int argc, char** argv) {
   deny_core_dumps();
   ::umask(077);
+  // A file-size limit makes an audit write fail (EFBIG, handled: the daemon refuses to sign until it
+  // can write again) rather than kill the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   std::string config_path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

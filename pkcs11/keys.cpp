@@ -227,6 +227,7 @@ Result<std::vector<KeyObject>> list_keys(SessionRef s) {
   std::vector<KeyObject> keys;
   for (CK_OBJECT_HANDLE h : *handles) {
     auto key = describe(s, h);
+    if (!key && key.error().handle_stale()) continue;  // destroyed meanwhile (another process on the token)
     if (!key) return key.error();
     keys.push_back(std::move(*key));
   }
@@ -268,8 +269,37 @@ Result<PublicKey> export_public_key(SessionRef s, const KeyObject& key, Algorith
   return out;
 }
 
+Result<std::vector<PublicObject>> list_public_keys(SessionRef s) {
+  auto handles = find_by_class(s, CKO_PUBLIC_KEY, {});
+  if (!handles) return handles.error();
+  std::vector<PublicObject> out;
+  for (CK_OBJECT_HANDLE h : *handles) {
+    auto id = read_attribute(s, h, CKA_ID);
+    auto label = id ? read_attribute(s, h, CKA_LABEL) : Result<Bytes>(id.error());
+    if (!label && label.error().handle_stale()) continue;  // destroyed meanwhile
+    if (!id) return id.error();
+    if (!label) return label.error();
+    out.push_back({std::move(*id), std::string(label->begin(), label->end())});
+  }
+  return out;
+}
+
+Status set_label(SessionRef s, ByteView id, const std::string& label) {
+  if (id.empty()) return Error::refused("a key is relabelled by a non-empty CKA_ID");
+  for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+    auto handles = find_by_class(s, cls, id);
+    if (!handles) return handles.error();
+    for (CK_OBJECT_HANDLE h : *handles) {
+      CK_ATTRIBUTE a = attr_bytes(CKA_LABEL, label.data(), label.size());
+      if (auto ok = P11_CALL(*s.module, C_SetAttributeValue, s.handle, h, &a, 1); !ok) return ok.error();
+    }
+  }
+  return {};
+}
+
 Status destroy_key(SessionRef s, ByteView id) {
   if (id.empty()) return Error::refused("a key is destroyed by a non-empty CKA_ID");
+  // The private half first: once it is gone the key can no longer sign, whatever happens next.
   for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
     auto handles = find_by_class(s, cls, id);
     if (!handles) return handles.error();

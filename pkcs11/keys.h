@@ -52,6 +52,16 @@ Result<KeyObject> generate_key_pair(SessionRef session, const KeySpec& spec);
 Result<std::vector<KeyObject>> list_keys(SessionRef session);
 Result<std::optional<KeyObject>> find_key(SessionRef session, ByteView id);
 Result<PublicKey> export_public_key(SessionRef session, const KeyObject& key, Algorithm algorithm);
+// The CKA_ID and CKA_LABEL of every public key object, to find halves whose private key is gone.
+struct PublicObject {
+  Bytes id;
+  std::string label;
+};
+Result<std::vector<PublicObject>> list_public_keys(SessionRef session);
+
+// Sets CKA_LABEL on both halves of the key pair with this CKA_ID.
+Status set_label(SessionRef session, ByteView id, const std::string& label);
+
 // Destroys every object with this CKA_ID; nothing left to destroy is success (the call is idempotent).
 Status destroy_key(SessionRef session, ByteView id);
 

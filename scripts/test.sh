@@ -7,4 +7,5 @@ build=${1:-build}
 scripts/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build" -j"$(nproc)"
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)"
+# known-failing: tests of open defects, kept and runnable by label, never counted as passes.
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -LE known-failing

@@ -15,20 +15,9 @@ void Health::token_failed(std::string reason) {
   failing_ = true;
 }
 
-void Health::set_degraded(std::string reason) {
-  std::lock_guard lock(mutex_);
-  degraded_ = std::move(reason);
-}
-
-void Health::clear_degraded() {
-  std::lock_guard lock(mutex_);
-  degraded_.clear();
-}
-
 Health::Report Health::report() const {
   std::lock_guard lock(mutex_);
   if (!unavailable_.empty()) return {Status::unavailable, unavailable_};
-  if (!degraded_.empty()) return {Status::degraded, degraded_};
   return {Status::ok, {}};
 }
 

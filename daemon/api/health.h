@@ -1,4 +1,5 @@
-// Whether the token can sign, as the last signing attempts showed it: /healthz answers from this.
+// Whether the token can sign, as the last signing attempts showed it: /healthz answers from this (and
+// from the keyring, which reports a lifecycle step that failed as "degraded").
 #pragma once
 
 #include <atomic>
@@ -13,8 +14,6 @@ class Health {
 
   void token_ok();
   void token_failed(std::string reason);  // e.g. "C_Sign: CKR_DEVICE_REMOVED"
-  void set_degraded(std::string reason);  // issuance works, a background step does not
-  void clear_degraded();
 
   struct Report {
     Status status;
@@ -26,7 +25,6 @@ class Health {
   std::atomic<bool> failing_{false};  // lets token_ok(), called per signature, skip the lock
   mutable std::mutex mutex_;
   std::string unavailable_;  // empty: the token signs
-  std::string degraded_;
 };
 
 }  // namespace hsmsignd::api

@@ -7,6 +7,7 @@
 #include "api/requests.h"
 #include "api/token_builder.h"
 #include "common/rfc3339.h"
+#include "crypto/digest.h"
 #include "jose/base64url.h"
 #include "jose/jws.h"
 #include "log/log.h"
@@ -47,6 +48,12 @@ metrics::Route route_of(std::string_view t) {
 
 }  // namespace
 
+nlohmann::ordered_json peer_fields(const policy::Peer& peer, const config::ClientConfig* client) {
+  nlohmann::ordered_json f = {{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}};
+  if (client) f["client"] = client->name;
+  return f;
+}
+
 Reply IssuerApi::metered(const HttpRequest& request, Reply reply) {
   return [&metrics = s_.metrics, route = route_of(request.target), reply = std::move(reply)](HttpResponse r) {
     metrics.request(route, r.status);
@@ -61,6 +68,10 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
     log::warning("deny", {{"uid", std::to_string(peer.uid)}, {"gid", std::to_string(peer.gid)},
                           {"pid", std::to_string(peer.pid)}, {"reason", "no [[client]] matches the peer"},
                           {"target", request.target}});
+    audit::Record denied{"deny", peer_fields(peer, nullptr), true};
+    denied.fields["reason"] = "no [[client]] matches the peer";
+    denied.fields["target"] = request.target;
+    s_.audit.append(std::move(denied));
     reply(error_response(ApiError::forbidden("this peer (uid " + std::to_string(peer.uid) + ") is not a client")));
     return;
   }
@@ -68,9 +79,9 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
   const bool post = request.method == "POST", get = request.method == "GET";
   if (t == "/v1/jwt" || t == "/v1/jws" || t == "/v1/sign") {
     if (!post) return reply(error_response(ApiError::method_not_allowed(t + " takes POST")));
-    if (t == "/v1/jwt") return issue_jwt(*client, request, std::move(reply));
-    if (t == "/v1/jws") return sign_jws(*client, request, std::move(reply));
-    return sign_digest(*client, request, std::move(reply));
+    if (t == "/v1/jwt") return issue_jwt(peer, *client, request, std::move(reply));
+    if (t == "/v1/jws") return sign_jws(peer, *client, request, std::move(reply));
+    return sign_digest(peer, *client, request, std::move(reply));
   }
   if (t == "/v1/keys" || t == kJwksPath || t == "/healthz" || t == "/metrics") {
     if (!get) return reply(error_response(ApiError::method_not_allowed(t + " takes GET")));
@@ -91,13 +102,14 @@ void IssuerApi::handle_public(const HttpRequest& request, Reply unmetered) {
   reply(t == kJwksPath ? jwks(request) : healthz());
 }
 
-void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, Reply reply, const MakeInput& make_input,
-                          Done done) {
+void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit::Record record, Reply reply,
+                          const MakeInput& make_input, Done done) {
   auto view = s_.keyring.view();
   const keyring::Key* key = view->active_key(keyset.name);
   if (key == nullptr) return reply(error_response(ApiError::unavailable("keyset \"" + keyset.name + "\" has no active key")));
-  signing::SignJob job{key->signer, make_input(*key), digest, {}};
-  job.done = [this, view, key, reply, done = std::move(done)](pkcs11::Result<Bytes> signature, std::string input) {
+  signing::SignJob job{key->signer, make_input(*key, record), digest, {}};
+  job.done = [this, view, key, reply, record = std::move(record), done = std::move(done)](
+                 pkcs11::Result<Bytes> signature, std::string input) mutable {
     if (!signature) {
       const auto& e = signature.error();
       if (e.kind != pkcs11::ErrorKind::busy) s_.health.token_failed(e.what());
@@ -106,13 +118,21 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, Reply
     }
     s_.health.token_ok();
     s_.metrics.signature(key->keyset);
-    reply(done(*key, input, *signature));
+    record.fields["keyset"] = key->keyset;
+    record.fields["kid"] = key->kid;
+    HttpResponse answer = done(*key, input, *signature);
+    // Answered only once the record of this signature is on disk; without a record, no answer.
+    s_.audit.append(std::move(record), [reply, answer = std::move(answer)](bool durable) mutable {
+      if (!durable) return reply(error_response(ApiError::unavailable("the audit log cannot be written")));
+      reply(std::move(answer));
+    });
   };
   if (!s_.queue.submit(std::move(job)))
     reply(error_response(ApiError::overloaded("too many requests are waiting for the token")));
 }
 
-void IssuerApi::issue_jwt(const config::ClientConfig& client, const HttpRequest& request, Reply reply) {
+void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request,
+                          Reply reply) {
   auto body = parse_object(request.body);
   if (!body) return reply(error_response(body.error()));
   auto parsed = parse_jwt_request(*body);
@@ -130,9 +150,14 @@ void IssuerApi::issue_jwt(const config::ClientConfig& client, const HttpRequest&
   claims.jti = new_jti();
   claims.extra = &parsed->claims;
   const std::string payload = jwt_payload(claims);
+  audit::Record record{"issue", peer_fields(peer, &client)};
+  record.fields["jti"] = claims.jti;
+  record.fields["sub"] = claims.sub;
+  record.fields["aud"] = claims.aud_is_array ? nlohmann::ordered_json(claims.aud) : nlohmann::ordered_json(claims.aud.front());
+  record.fields["exp"] = claims.exp;
   sign_with(
-      *grant->keyset, false, std::move(reply),
-      [&](const keyring::Key& key) {
+      *grant->keyset, false, std::move(record), std::move(reply),
+      [&](const keyring::Key& key, audit::Record&) {
         return jose::signing_input(jwt_header(key.algorithm, key.kid, parsed->typ), as_bytes(payload));
       },
       [jti = claims.jti, iat = claims.iat, exp = claims.exp](const keyring::Key& key, const std::string& input,
@@ -146,24 +171,32 @@ void IssuerApi::issue_jwt(const config::ClientConfig& client, const HttpRequest&
       });
 }
 
-void IssuerApi::sign_jws(const config::ClientConfig& client, const HttpRequest& request, Reply reply) {
+void IssuerApi::sign_jws(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request,
+                         Reply reply) {
   auto body = parse_object(request.body);
   if (!body) return reply(error_response(body.error()));
   auto parsed = parse_jws_request(*body);
   if (!parsed) return reply(error_response(parsed.error()));
   auto keyset = policy::choose_keyset(s_.config, client, parsed->keyset, config::Operation::jws);
   if (!keyset) return reply(error_response(keyset.error()));
+  // The record names what was signed by its SHA-256, never the payload itself.
+  audit::Record record{"sign", peer_fields(peer, &client)};
+  record.fields["operation"] = "jws";
   sign_with(
-      **keyset, false, std::move(reply),
-      [&](const keyring::Key& key) {
-        return jose::signing_input(jws_header(key.algorithm, key.kid, parsed->typ, parsed->cty), parsed->payload);
+      **keyset, false, std::move(record), std::move(reply),
+      [&](const keyring::Key& key, audit::Record& r) {
+        std::string input =
+            jose::signing_input(jws_header(key.algorithm, key.kid, parsed->typ, parsed->cty), parsed->payload);
+        r.fields["digest"] = jose::base64url_encode(crypto::sha256(as_bytes(input)));
+        return input;
       },
       [](const keyring::Key& key, const std::string& input, const Bytes& signature) {
         return json_response({{"jws", jose::compact(input, signature)}, {"kid", key.kid}, {"alg", name(key.algorithm)}});
       });
 }
 
-void IssuerApi::sign_digest(const config::ClientConfig& client, const HttpRequest& request, Reply reply) {
+void IssuerApi::sign_digest(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request,
+                            Reply reply) {
   auto body = parse_object(request.body);
   if (!body) return reply(error_response(body.error()));
   auto parsed = parse_sign_request(*body);
@@ -176,9 +209,12 @@ void IssuerApi::sign_digest(const config::ClientConfig& client, const HttpReques
   if (parsed->digest.size() != digest_size(alg))
     return reply(error_response(ApiError::bad_request("a " + std::string(name(alg)) + " digest is " +
                                                       std::to_string(digest_size(alg)) + " bytes")));
+  audit::Record record{"sign", peer_fields(peer, &client)};
+  record.fields["operation"] = "sign";
+  record.fields["digest"] = jose::base64url_encode(parsed->digest);
   sign_with(
-      **keyset, true, std::move(reply),
-      [&](const keyring::Key&) { return std::string(parsed->digest.begin(), parsed->digest.end()); },
+      **keyset, true, std::move(record), std::move(reply),
+      [&](const keyring::Key&, audit::Record&) { return std::string(parsed->digest.begin(), parsed->digest.end()); },
       [](const keyring::Key& key, const std::string&, const Bytes& signature) {
         return json_response(
             {{"signature", jose::base64url_encode(signature)}, {"kid", key.kid}, {"alg", name(key.algorithm)}});
@@ -213,7 +249,12 @@ HttpResponse IssuerApi::jwks(const HttpRequest& request) const {
 }
 
 HttpResponse IssuerApi::healthz() const {
-  const auto report = s_.health.report();
+  auto report = s_.health.report();
+  if (auto audit_failure = s_.audit.failure(); !audit_failure.empty())
+    report = {Health::Status::unavailable, std::move(audit_failure)};
+  if (report.status == Health::Status::ok) {
+    if (auto reason = s_.keyring.degraded(); !reason.empty()) report = {Health::Status::degraded, std::move(reason)};
+  }
   switch (report.status) {
     case Health::Status::ok: return json_response({{"status", "ok"}});
     case Health::Status::degraded: return json_response({{"status", "degraded"}, {"reason", report.reason}});

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "api/health.h"
+#include "audit/audit_log.h"
 #include "api/http_types.h"
 #include "config/config.h"
 #include "keyring/keyring.h"
@@ -19,6 +20,7 @@ struct Services {
   metrics::Metrics& metrics;
   Health& health;
   pkcs11::SessionPool& pool;
+  audit::AuditLog& audit;
 };
 
 class IssuerApi {
@@ -31,21 +33,23 @@ class IssuerApi {
   void handle_public(const HttpRequest& request, Reply reply);
 
  private:
-  void issue_jwt(const config::ClientConfig& client, const HttpRequest& request, Reply reply);
-  void sign_jws(const config::ClientConfig& client, const HttpRequest& request, Reply reply);
-  void sign_digest(const config::ClientConfig& client, const HttpRequest& request, Reply reply);
+  void issue_jwt(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request, Reply reply);
+  void sign_jws(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request, Reply reply);
+  void sign_digest(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request,
+                   Reply reply);
   Reply metered(const HttpRequest& request, Reply reply);
   HttpResponse keys() const;
   HttpResponse jwks(const HttpRequest& request) const;
   HttpResponse healthz() const;
   HttpResponse metrics() const;
 
-  // Queues a signature by the keyset's active key over make_input(key); `done` turns the signature
-  // into the answer.
-  using MakeInput = std::function<std::string(const keyring::Key&)>;
+  // Queues a signature by the keyset's active key over make_input(key); once it is made, `record` (with
+  // the kid added) goes to the audit log, and only when that line is durable does `done` turn the
+  // signature into the answer.
+  using MakeInput = std::function<std::string(const keyring::Key&, audit::Record&)>;
   using Done = std::function<HttpResponse(const keyring::Key&, const std::string& input, const Bytes& signature)>;
-  void sign_with(const config::KeysetConfig& keyset, bool digest, Reply reply, const MakeInput& make_input,
-                 Done done);
+  void sign_with(const config::KeysetConfig& keyset, bool digest, audit::Record record, Reply reply,
+                 const MakeInput& make_input, Done done);
 
   Services s_;
 };

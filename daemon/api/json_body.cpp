@@ -13,9 +13,13 @@ Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
   std::vector<std::set<std::string>> members;  // names seen in each open object
   std::string duplicate;
   bool too_deep = false;
-  auto check = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  int depth = 0;  // open containers, counted here: the parser's own depth argument is one off for some events
+  auto check = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
-    if (depth > kMaxDepth) too_deep = true;
+    if (event == E::object_start || event == E::array_start) {
+      if (++depth > kMaxDepth) too_deep = true;
+    }
+    if (event == E::object_end || event == E::array_end) --depth;
     if (event == E::object_start) members.emplace_back();
     if (event == E::object_end && !members.empty()) members.pop_back();
     if (event == E::key && !members.empty() && !members.back().insert(parsed.get<std::string>()).second &&

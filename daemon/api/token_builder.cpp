@@ -35,7 +35,8 @@ std::string jwt_payload(const JwtClaims& c) {
   p["exp"] = c.exp;
   p["jti"] = c.jti;
   if (c.extra)
-    for (const auto& [key, value] : c.extra->items()) p[key] = value;
+    for (const auto& [key, value] : c.extra->items())
+      if (!p.contains(key)) p[key] = value;  // a private claim never replaces a registered one
   return p.dump();
 }
 

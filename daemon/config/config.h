@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -53,6 +54,7 @@ struct StateConfig {
 struct AuditConfig {
   std::filesystem::path file = "/var/log/hsmsignd/audit.jsonl";
   Duration checkpoint_every{300};
+  std::uint64_t max_size = 0;  // bytes; the log is rotated when it grows past this (0: only on SIGHUP)
 };
 
 struct KeysetConfig {

@@ -18,7 +18,7 @@ std::optional<TimePoint> parse_seconds(std::string_view s) {
 
 std::string KeyLabel::str() const {
   return std::string(kPrefix) + keyset + "/" + std::to_string(activates.time_since_epoch().count()) + "/" +
-         std::to_string(created.time_since_epoch().count());
+         std::to_string(created.time_since_epoch().count()) + (retired ? "/retired" : "");
 }
 
 std::optional<KeyLabel> KeyLabel::parse(std::string_view label) {
@@ -29,10 +29,14 @@ std::optional<KeyLabel> KeyLabel::parse(std::string_view label) {
   const std::string_view keyset = label.substr(0, slash), times = label.substr(slash + 1);
   const auto slash2 = times.find('/');
   if (slash2 == std::string_view::npos) return std::nullopt;
+  std::string_view rest = times.substr(slash2 + 1);
+  constexpr std::string_view kRetired = "/retired";
+  const bool retired = rest.ends_with(kRetired);
+  if (retired) rest.remove_suffix(kRetired.size());
   auto activates = parse_seconds(times.substr(0, slash2));
-  auto created = parse_seconds(times.substr(slash2 + 1));
+  auto created = parse_seconds(rest);
   if (!activates || !created) return std::nullopt;
-  return KeyLabel{std::string(keyset), *activates, *created};
+  return KeyLabel{std::string(keyset), *activates, *created, retired};
 }
 
 }  // namespace hsmsignd::keyring

@@ -1,6 +1,7 @@
 // The CKA_LABEL hsmsignd gives its keys: hsmsignd/<keyset>/<activates>/<created>, times in Unix
-// seconds. The token is the source of truth, so what the lifecycle needs to survive a crash lives on
-// the key itself, written in the same call that creates it.
+// seconds, and "/retired" appended when an operator retired the key ahead of its schedule. The token is
+// the source of truth, so what the lifecycle needs to survive a crash lives on the key itself, written
+// in the same call that creates (or retires) it.
 #pragma once
 
 #include <chrono>
@@ -16,6 +17,7 @@ struct KeyLabel {
   std::string keyset;
   TimePoint activates;
   TimePoint created;
+  bool retired = false;
 
   std::string str() const;
   // nullopt for labels hsmsignd did not write (other applications' keys on a shared token).

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <set>
 
 #include "jose/jwk.h"
 #include "jwks/jwks_document.h"
@@ -13,11 +14,46 @@
 namespace hsmsignd::keyring {
 namespace {
 
-std::string unix_seconds(TimePoint t) { return std::to_string(t.time_since_epoch().count()); }
+// The token is read again at least this often, so that daemons sharing it see each other's keys even
+// when no transition of their own is due.
+constexpr auto kLongestSleep = std::chrono::seconds(30);
+// After generating a key, look again this soon: a second daemon may have generated one at the same
+// time, and the race is settled (the loser destroyed) before either key is due to sign.
+constexpr auto kSettle = std::chrono::seconds(1);
+constexpr auto kLongestBackoff = std::chrono::seconds(300);
+// How long half a key pair may be another daemon's generation in progress: EC and EdDSA keys take
+// milliseconds, RSA keys (4096 bits in software) can take many seconds.
+constexpr auto kOrphanGrace = std::chrono::seconds(10);
+constexpr auto kOrphanGraceRsa = std::chrono::seconds(120);
 
 signing::VerifyPolicy verify_policy(const config::Config& c) {
   return c.token.verify_signatures == config::VerifyPolicy::all ? signing::VerifyPolicy::all
                                                                  : signing::VerifyPolicy::sampled;
+}
+
+// The keys on the token that this keyset may use: its label, its type and size, and trustworthy custody.
+std::vector<std::pair<const pkcs11::KeyObject*, KeyLabel>> keys_of(const config::KeysetConfig& keyset,
+                                                                   const std::vector<pkcs11::KeyObject>& objects) {
+  std::vector<std::pair<const pkcs11::KeyObject*, KeyLabel>> out;
+  for (const auto& object : objects) {
+    auto label = KeyLabel::parse(object.label);
+    if (!label || label->keyset != keyset.name) continue;
+    if (!pkcs11::fits(object, keyset.algorithm) || !object.custody.trustworthy() || object.public_key == 0) {
+      // Not a key this keyset may sign with, whatever its label says: never publish or use it.
+      log::error("key_refused", {{"keyset", keyset.name}, {"label", object.label},
+                                 {"reason", !object.custody.trustworthy() ? "custody"
+                                            : object.public_key == 0    ? "no public key object"
+                                                                        : "wrong type or size"}});
+      continue;
+    }
+    out.emplace_back(&object, *label);
+  }
+  return out;
+}
+
+std::string kid_of(pkcs11::SessionRef s, const pkcs11::KeyObject& object, Algorithm algorithm) {
+  auto pub = pkcs11::export_public_key(s, object, algorithm);
+  return pub ? jose::thumbprint(*pub) : std::string();
 }
 
 }  // namespace
@@ -27,7 +63,18 @@ const Key* View::active_key(std::string_view keyset) const {
   return it == active.end() ? nullptr : &keys[it->second];
 }
 
-Keyring::Keyring(pkcs11::SessionPool& pool, const config::Config& config) : pool_(pool), config_(config) {}
+const Key* View::find(std::string_view kid) const {
+  for (const auto& k : keys)
+    if (k.kid == kid) return &k;
+  return nullptr;
+}
+
+Keyring::Keyring(pkcs11::SessionPool& pool, const config::Config& config, Clock clock, EventSink events)
+    : pool_(pool), config_(config), clock_(std::move(clock)), events_(std::move(events)) {
+  view_.store(std::make_shared<View>());
+}
+
+Keyring::~Keyring() { stop(); }
 
 pkcs11::Result<Key> Keyring::open_key(pkcs11::SessionRef session, const config::KeysetConfig& keyset,
                                       const pkcs11::KeyObject& object, const KeyLabel& label) {
@@ -51,46 +98,11 @@ pkcs11::Result<Key> Keyring::open_key(pkcs11::SessionRef session, const config::
   return key;
 }
 
-pkcs11::Result<std::vector<Key>> Keyring::read_keyset(pkcs11::SessionRef session, const config::KeysetConfig& keyset,
-                                                      const std::vector<pkcs11::KeyObject>& objects, TimePoint now) {
-  struct Found {
-    const pkcs11::KeyObject* object;
-    KeyLabel label;
-  };
-  std::vector<Found> found;
-  for (const auto& object : objects) {
-    auto label = KeyLabel::parse(object.label);
-    if (!label || label->keyset != keyset.name) continue;
-    if (!pkcs11::fits(object, keyset.algorithm) || !object.custody.trustworthy()) {
-      // Not a key this keyset may sign with, whatever its label says: never publish or use it.
-      log::error("key_refused", {{"keyset", keyset.name}, {"label", object.label},
-                                 {"reason", object.custody.trustworthy() ? "wrong type or size" : "custody"}});
-      continue;
-    }
-    found.push_back({&object, *label});
-  }
-  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-    return std::tie(a.label.activates, a.object->id) < std::tie(b.label.activates, b.object->id);
-  });
-  std::vector<TimePoint> activations;
-  for (const auto& f : found) activations.push_back(f.label.activates);
-  const auto schedules = schedule(activations, keyset.rotation_period, keyset.retire_after, now);
-
-  std::vector<Key> keys;
-  for (std::size_t i = 0; i < found.size(); ++i) {
-    if (schedules[i].state == KeyState::retired) continue;
-    auto key = open_key(session, keyset, *found[i].object, found[i].label);
-    if (!key) return key.error();
-    key->schedule = schedules[i];
-    keys.push_back(std::move(*key));
-  }
-  return keys;
-}
-
 pkcs11::Status Keyring::generate(pkcs11::SessionRef s, const config::KeysetConfig& keyset, TimePoint activates,
                                  TimePoint now) {
   Bytes id(16);
   if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) return pkcs11::Error::refused("no randomness for a key id");
+  // The schedule is in the label, set by the same call that makes the key: no crash can split them.
   const std::string label = KeyLabel{keyset.name, activates, now}.str();
   auto key = pkcs11::generate_key_pair(s, {keyset.algorithm, keyset.rsa_bits, id, label});
   if (!key) return key.error();
@@ -98,34 +110,109 @@ pkcs11::Status Keyring::generate(pkcs11::SessionRef s, const config::KeysetConfi
     (void)pkcs11::destroy_key(s, id);
     return pkcs11::Error::refused("the token generated a key without the custody attributes asked for");
   }
-  log::info("keygen", {{"keyset", keyset.name}, {"algorithm", std::string(name(keyset.algorithm))},
-                       {"label", label}, {"activates", unix_seconds(activates)}});
+  events_({"keygen", keyset.name, kid_of(s, *key, keyset.algorithm), label});
   return {};
 }
 
-pkcs11::Status Keyring::load(TimePoint now) {
+pkcs11::Status Keyring::reconcile() { return reconcile_at(clock_()); }
+
+pkcs11::Status Keyring::reconcile_at(TimePoint now) {
   auto view = std::make_shared<View>();
+  std::vector<Event> destroyed;  // reported after the publication that retires them
+  std::string failure;
+  TimePoint next = TimePoint::max();
   auto status = pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Status {
+    view->keys.clear();
+    destroyed.clear();
+    failure.clear();
+    next = TimePoint::max();
     auto objects = pkcs11::list_keys(s);
     if (!objects) return objects.error();
-    view->keys.clear();
+
+    // Half a key pair (a crash while generating or destroying) is never published; once it is older
+    // than kOrphanGrace it is removed. The grace matters: another daemon on the token may be between
+    // the two halves of C_GenerateKeyPair, which SoftHSM creates one after the other.
+    auto publics = pkcs11::list_public_keys(s);
+    if (!publics) return publics.error();
+    auto half = [&](const Bytes& id, const std::string& label_text, bool has_other_half) {
+      auto label = KeyLabel::parse(label_text);
+      if (!label || has_other_half) return;
+      const config::KeysetConfig* keyset = config_.keyset(label->keyset);
+      const bool slow = keyset == nullptr || key_type(keyset->algorithm) == KeyType::RSA;
+      if (now - label->created < (slow ? kOrphanGraceRsa : kOrphanGrace)) return;
+      if (destroy_key(s, id)) destroyed.push_back({"destroy", label->keyset, {}, "half a key pair: " + label_text});
+    };
+    for (const auto& p : *publics)
+      half(p.id, p.label, std::any_of(objects->begin(), objects->end(), [&](const auto& o) { return o.id == p.id; }));
+    for (const auto& o : *objects) half(o.id, o.label, o.public_key != 0);
+
+    const auto previous = view_.load();
     for (const auto& keyset : config_.keysets) {
-      auto keys = read_keyset(s, keyset, *objects, now);
-      if (!keys) return keys.error();
-      const bool has_active = std::any_of(keys->begin(), keys->end(),
-                                          [](const Key& k) { return k.schedule.state == KeyState::active; });
-      if (!has_active) {
-        if (auto made = generate(s, keyset, now, now); !made) return made;
-        auto all = pkcs11::list_keys(s);
-        if (!all) return all.error();
-        keys = read_keyset(s, keyset, *all, now);
-        if (!keys) return keys.error();
+      bool relisted = false, generated = false;
+      for (int round = 0; round < 3; ++round) {
+        auto found = keys_of(keyset, *objects);
+        std::vector<KeyRecord> records;
+        for (const auto& [object, label] : found) records.push_back({object->id, label});
+        Plan p = plan(keyset, records, now);
+
+        for (const auto& id : p.destroy) {
+          auto it = std::find_if(found.begin(), found.end(), [&](const auto& f) { return f.first->id == id; });
+          const std::string label = it != found.end() ? it->first->label : std::string();
+          const std::string kid = it != found.end() ? kid_of(s, *it->first, keyset.algorithm) : std::string();
+          if (auto ok = pkcs11::destroy_key(s, id); !ok)
+            failure = "destroying " + label + ": " + ok.error().what();
+          else
+            destroyed.push_back({"destroy", keyset.name, kid, label});
+        }
+        auto relist = [&]() -> pkcs11::Status {
+          auto again = pkcs11::list_keys(s);
+          if (!again) return again.error();
+          *objects = std::move(*again);
+          return {};
+        };
+        // The active key we had is not in this listing: another process may be changing the token
+        // under us. Look once more before making a new active key.
+        if (p.generate && *p.generate <= now && previous->active_key(keyset.name) && !relisted) {
+          relisted = true;
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          if (auto ok = relist(); !ok) return ok;
+          continue;
+        }
+        if (p.generate && !generated) {
+          generated = true;
+          if (auto made = generate(s, keyset, *p.generate, now); !made) {
+            failure = "generating a key for keyset " + keyset.name + ": " + made.error().what();
+          } else {
+            if (auto ok = relist(); !ok) return ok;  // plan again with the new key (or a racing daemon's)
+            next = std::min(next, now + kSettle);
+            continue;
+          }
+        }
+        for (const auto& live : p.live) {
+          auto it = std::find_if(found.begin(), found.end(), [&](const auto& f) { return f.first->id == live.id; });
+          auto key = open_key(s, keyset, *it->first, it->second);
+          if (!key) return key.error();
+          key->schedule = live.schedule;
+          view->keys.push_back(std::move(*key));
+        }
+        next = std::min(next, p.next);
+        break;
       }
-      for (auto& k : *keys) view->keys.push_back(std::move(k));
     }
     return {};
   });
-  if (!status) return status;
+  if (!status) {
+    // The current keys go on signing; the failure is reported once, not at every retry.
+    const std::string reason = "reading the token: " + status.error().what();
+    bool report = false;
+    {
+      std::lock_guard lock(mutex_);
+      report = degraded_ != reason;
+      degraded_ = reason;
+    }
+    if (report) events_({"error", {}, {}, reason});
+    return status;
+  }
 
   std::vector<jwks::PublishedKey> published;
   for (std::size_t i = 0; i < view->keys.size(); ++i) {
@@ -133,11 +220,194 @@ pkcs11::Status Keyring::load(TimePoint now) {
     if (k.schedule.state == KeyState::active) view->active[k.keyset] = i;
     published.push_back({k.kid, k.public_key});
   }
+  for (const auto& keyset : config_.keysets)
+    if (!view->active.contains(keyset.name) && failure.empty()) failure = "keyset " + keyset.name + " has no active key";
   auto doc = jwks::make_document(published);
   view->jwks = std::move(doc.json);
   view->etag = std::move(doc.etag);
-  view_.store(std::move(view));
+  std::erase_if(signers_, [&](const auto& entry) {
+    return std::none_of(view->keys.begin(), view->keys.end(), [&](const Key& k) { return k.id == entry.first; });
+  });
+  next_ = next;
+  publish(std::move(view));
+  for (const auto& e : destroyed) events_(e);
+  {
+    std::lock_guard lock(mutex_);
+    degraded_ = failure;
+  }
+  if (!failure.empty()) {
+    events_({"error", {}, {}, failure});
+    const auto* v = view_.load().get();
+    for (const auto& keyset : config_.keysets)
+      if (!v->active.contains(keyset.name)) return pkcs11::Error::refused(failure);
+  }
   return {};
+}
+
+void Keyring::publish(std::shared_ptr<View> view) {
+  auto before = view_.load();
+  // State changes since the last picture are the lifecycle's events.
+  for (const auto& k : view->keys) {
+    const Key* old = before->find(k.kid);
+    if (k.schedule.state == KeyState::active && (!old || old->schedule.state != KeyState::active))
+      events_({"activate", k.keyset, k.kid, {}});
+  }
+  for (const auto& old : before->keys)
+    if (!view->find(old.kid)) events_({"retire", old.keyset, old.kid, "left the JWKS"});
+  const bool changed = before->etag != view->etag || before->keys.size() != view->keys.size() ||
+                       !std::equal(before->keys.begin(), before->keys.end(), view->keys.begin(),
+                                   [](const Key& a, const Key& b) { return a.kid == b.kid && a.schedule.state == b.schedule.state; });
+  view_.store(view);
+  if (changed && publisher_) publisher_(*view);
+}
+
+std::string Keyring::degraded() const {
+  std::lock_guard lock(mutex_);
+  return degraded_;
+}
+
+void Keyring::start(Publisher publish) {
+  publisher_ = std::move(publish);
+  if (publisher_) publisher_(*view_.load());
+  thread_ = std::thread([this] { run(); });
+}
+
+void Keyring::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Keyring::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  wake_.notify_all();
+}
+
+void Keyring::run() {
+  std::chrono::seconds backoff{1};
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    while (!tasks_.empty()) {
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+    if (stopping_) break;
+    const TimePoint now = clock_();
+    if (now >= next_) {
+      lock.unlock();
+      const bool ok = static_cast<bool>(reconcile_at(now)) && degraded().empty();
+      lock.lock();
+      if (!ok) {
+        // A failed step is retried with backoff; the current keys go on signing meanwhile.
+        next_ = now + backoff;
+        backoff = std::min<std::chrono::seconds>(backoff * 2, kLongestBackoff);
+      } else {
+        backoff = std::chrono::seconds(1);
+      }
+      continue;
+    }
+    const auto sleep = std::min<std::chrono::seconds>(next_ - now, kLongestSleep);
+    wake_.wait_for(lock, sleep, [&] { return stopping_ || !tasks_.empty(); });
+    if (clock_() - now >= kLongestSleep) next_ = std::min(next_, clock_());  // the periodic re-read
+  }
+}
+
+TimePoint Keyring::later_than(TimePoint t) {
+  // Labels hold whole seconds: a replacement made in the second its predecessor activated would tie
+  // with it, so wait for the next second (this happens only when rotations follow each other quickly).
+  TimePoint now = clock_();
+  while (now <= t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    now = clock_();
+  }
+  return now;
+}
+
+pkcs11::Status Keyring::retire_now(pkcs11::SessionRef s, const Key& key) {
+  const config::KeysetConfig* keyset = config_.keyset(key.keyset);
+  if (keyset != nullptr && keyset->destroy_retired) return pkcs11::destroy_key(s, key.id);
+  auto label = KeyLabel::parse(key.label);
+  if (!label) return pkcs11::Error::refused("the key's label is not hsmsignd's");
+  label->retired = true;
+  return pkcs11::set_label(s, key.id, label->str());
+}
+
+void Keyring::rotate(std::string keyset_name, bool immediate, std::function<void(pkcs11::Result<std::string>)> done) {
+  post([this, keyset_name = std::move(keyset_name), immediate, done = std::move(done)] {
+    const config::KeysetConfig* keyset = config_.keyset(keyset_name);
+    if (keyset == nullptr) return done(pkcs11::Error::not_found("no keyset \"" + keyset_name + "\""));
+    const TimePoint now = clock_();
+    auto view = view_.load();
+    if (!immediate) {
+      for (const auto& k : view->keys)
+        if (k.keyset == keyset_name && k.schedule.state == KeyState::pending) return done(k.kid);  // already under way
+    }
+    const Key* active = view->active_key(keyset_name);
+    const TimePoint at = immediate && active ? later_than(active->schedule.activates) : now;
+    const TimePoint activates = immediate ? at : now + keyset->prepublish;
+    auto made = pool_.run([&](pkcs11::SessionRef s) { return generate(s, *keyset, activates, at); });
+    if (!made) return done(made.error());
+    if (auto ok = reconcile_at(at); !ok) return done(ok.error());
+    for (const auto& k : view_.load()->keys)
+      if (k.keyset == keyset_name && k.schedule.activates == activates) return done(k.kid);
+    done(pkcs11::Error::not_found("the new key is not on the token"));
+  });
+}
+
+void Keyring::retire(std::string kid, std::function<void(pkcs11::Status)> done) {
+  post([this, kid = std::move(kid), done = std::move(done)] {
+    auto view = view_.load();
+    const Key* key = view->find(kid);
+    if (key == nullptr) return done(pkcs11::Error::not_found("no published key with kid " + kid));
+    const Key target = *key;
+    if (target.schedule.state == KeyState::active) {
+      // Replace it first: the keyset must never be left without an active key.
+      const config::KeysetConfig* keyset = config_.keyset(target.keyset);
+      const TimePoint now = later_than(target.schedule.activates);
+      auto made = pool_.run([&](pkcs11::SessionRef s) { return generate(s, *keyset, now, now); });
+      if (!made) return done(made.error());
+    }
+    auto ok = pool_.run([&](pkcs11::SessionRef s) { return retire_now(s, target); });
+    if (!ok) return done(ok.error());
+    done(reconcile_at(clock_()));
+  });
+}
+
+}  // namespace hsmsignd::keyring
+
+namespace hsmsignd::keyring {
+
+void Keyring::destroy(std::string kid, std::function<void(pkcs11::Status)> done) {
+  post([this, kid = std::move(kid), done = std::move(done)] {
+    if (const Key* key = view_.load()->find(kid))
+      return done(pkcs11::Error::refused("key " + kid + " is " + std::string(name(key->schedule.state)) +
+                                         ": retire it first"));
+    auto found = pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Result<std::optional<Event>> {
+      auto objects = pkcs11::list_keys(s);
+      if (!objects) return objects.error();
+      for (const auto& o : *objects) {
+        auto label = KeyLabel::parse(o.label);
+        const config::KeysetConfig* keyset = label ? config_.keyset(label->keyset) : nullptr;
+        if (keyset == nullptr || kid_of(s, o, keyset->algorithm) != kid) continue;
+        if (auto ok = pkcs11::destroy_key(s, o.id); !ok) return ok.error();
+        return std::optional<Event>(Event{"destroy", keyset->name, kid, o.label});
+      }
+      return std::optional<Event>();
+    });
+    if (!found) return done(found.error());
+    if (!*found) return done(pkcs11::Error::not_found("no retired key with kid " + kid + " on the token"));
+    events_(**found);
+    done({});
+  });
 }
 
 }  // namespace hsmsignd::keyring

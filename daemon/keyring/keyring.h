@@ -1,16 +1,23 @@
 // Which keys each keyset has on the token, in which state, and which one signs. The token is the truth:
 // the keyring is rebuilt from it (labels carry the schedule), never from a file that could disagree.
+// A lifecycle thread makes the transitions on time; admin operations run on that thread too, so token
+// calls never run on an I/O thread and two transitions never race inside one daemon.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
 #include "keyring/lifecycle.h"
+#include "keyring/planner.h"
 #include "session_pool.h"
 #include "signing/checked_signer.h"
 
@@ -36,31 +43,74 @@ struct View {
   std::string etag;
 
   const Key* active_key(std::string_view keyset) const;
+  const Key* find(std::string_view kid) const;
+};
+
+// What happened to a key, for the log and the audit trail.
+struct Event {
+  std::string type;  // keygen, activate, retire, destroy, error
+  std::string keyset, kid, detail;
 };
 
 class Keyring {
  public:
-  Keyring(pkcs11::SessionPool& pool, const config::Config& config);
+  using Clock = std::function<TimePoint()>;
+  using EventSink = std::function<void(const Event&)>;
+  using Publisher = std::function<void(const View&)>;  // runs after every change of the published keys
 
-  // Reads the token; a keyset without an active key gets a new one, generated in the token and active
-  // at once. A restart finds the same keys again: nothing is generated just because the daemon started.
-  pkcs11::Status load(TimePoint now);
+  Keyring(pkcs11::SessionPool& pool, const config::Config& config, Clock clock, EventSink events);
+  ~Keyring();
 
+  // Brings the token in line with the schedule now, on the calling thread (start-up). Fails only when
+  // the token cannot be read or a keyset is left without an active key.
+  pkcs11::Status reconcile();
   std::shared_ptr<const View> view() const { return view_.load(); }
 
+  // Starts the lifecycle thread; `publish` then runs on it after every change.
+  void start(Publisher publish);
+  void stop();
+
+  // The reason the last lifecycle step failed, or empty. Issuance goes on with the current keys.
+  std::string degraded() const;
+
+  // Admin operations, run on the lifecycle thread; `done` runs there too.
+  // rotate: a new key, prepublished (or, with `immediate`, active at once); answers its kid.
+  void rotate(std::string keyset, bool immediate, std::function<void(pkcs11::Result<std::string>)> done);
+  // retire: the key stops signing (an active key is replaced first) and leaves the JWKS now.
+  void retire(std::string kid, std::function<void(pkcs11::Status)> done);
+  // destroy: removes a retired key (one kept because destroy_retired is off) from the token for good.
+  // A key still published (pending, active, retiring) must be retired first.
+  void destroy(std::string kid, std::function<void(pkcs11::Status)> done);
+  // Runs `task` on the lifecycle thread: for other token work that must stay off the I/O thread.
+  void post(std::function<void()> task);
+
  private:
-  pkcs11::Result<std::vector<Key>> read_keyset(pkcs11::SessionRef session, const config::KeysetConfig& keyset,
-                                               const std::vector<pkcs11::KeyObject>& objects, TimePoint now);
+  pkcs11::Status reconcile_at(TimePoint now);
   pkcs11::Status generate(pkcs11::SessionRef session, const config::KeysetConfig& keyset, TimePoint activates,
                           TimePoint now);
   pkcs11::Result<Key> open_key(pkcs11::SessionRef session, const config::KeysetConfig& keyset,
                                const pkcs11::KeyObject& object, const KeyLabel& label);
+  pkcs11::Status retire_now(pkcs11::SessionRef session, const Key& key);
+  TimePoint later_than(TimePoint t);
+  void publish(std::shared_ptr<View> view);
+  void run();
 
   pkcs11::SessionPool& pool_;
   const config::Config& config_;
+  Clock clock_;
+  EventSink events_;
+  Publisher publisher_;
   std::atomic<std::shared_ptr<const View>> view_;
-  // Signers are kept across reloads so that a key's checked signer (and its EVP key) is built once.
+  // Signers are kept across reconciles so that a key's checked signer (and its EVP key) is built once.
   std::map<Bytes, std::shared_ptr<signing::CheckedSigner>> signers_;
+  TimePoint next_ = TimePoint::min();
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::string degraded_;
+  std::thread thread_;
 };
 
 }  // namespace hsmsignd::keyring

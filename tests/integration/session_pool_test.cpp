@@ -94,6 +94,16 @@ TEST(SessionPool, APinChangedUnderItIsTriedOnceAndNeverAgain) {
     EXPECT_TRUE(again.error().pin_final());
   }
   EXPECT_EQ(call_stat("C_Login").calls.load() - logins, 1u) << "a refused PIN must not be tried again";
+
+  // Put the PIN back, so later tests in this process still log in.
+  CK_SESSION_HANDLE s = 0;
+  std::string old_pin = TestToken::kPin, new_pin = "changed-pin-0815";
+  ASSERT_EQ(raw(*pool)->C_OpenSession(pool->token().slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s), CKR_OK);
+  ASSERT_EQ(raw(*pool)->C_Login(s, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(new_pin.data()), new_pin.size()), CKR_OK);
+  ASSERT_EQ(raw(*pool)->C_SetPIN(s, reinterpret_cast<CK_UTF8CHAR*>(new_pin.data()), new_pin.size(),
+                                 reinterpret_cast<CK_UTF8CHAR*>(old_pin.data()), old_pin.size()),
+            CKR_OK);
+  raw(*pool)->C_CloseSession(s);
 }
 
 TEST(SessionPool, WaitingForASessionIsBounded) {

@@ -1,0 +1,37 @@
+// The routes of the admin socket (mode 0600): key ceremonies and emergency operations. Only root and
+// the daemon's own user may use it, whatever the socket's permissions say.
+#pragma once
+
+#include "api/http_types.h"
+#include "audit/audit_log.h"
+#include "config/config.h"
+#include "keyring/keyring.h"
+#include "metrics/metrics.h"
+#include "policy/policy.h"
+
+namespace hsmsignd::api {
+
+class AdminApi {
+ public:
+  AdminApi(const config::Config& config, pkcs11::SessionPool& pool, keyring::Keyring& keyring,
+           metrics::Metrics& metrics, audit::AuditLog& audit)
+      : config_(config), pool_(pool), keyring_(keyring), metrics_(metrics), audit_(audit) {}
+
+  void handle(const policy::Peer& peer, const HttpRequest& request, Reply reply);
+
+ private:
+  void rotate(const policy::Peer& peer, const HttpRequest& request, Reply reply);
+  void retire_or_destroy(const policy::Peer& peer, const HttpRequest& request, bool destroy, Reply reply);
+  void checkpoint(const policy::Peer& peer, Reply reply);
+  void custody(Reply reply);
+  // Every ceremony step is recorded with the operator's uid before it runs.
+  void record(const policy::Peer& peer, nlohmann::ordered_json fields);
+
+  const config::Config& config_;
+  pkcs11::SessionPool& pool_;
+  keyring::Keyring& keyring_;
+  metrics::Metrics& metrics_;
+  audit::AuditLog& audit_;
+};
+
+}  // namespace hsmsignd::api

@@ -1,0 +1,27 @@
+// The audit key: a key pair of its own (keyset "audit"), generated in the token like every key, that
+// signs the audit chain's head in checkpoint lines. Its public half is also written beside the log,
+// so a copy of the log can be checked offline.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "session_pool.h"
+#include "signing/checked_signer.h"
+
+namespace hsmsignd::audit {
+
+inline constexpr const char* kAuditKeyset = "audit";
+
+struct AuditKey {
+  std::string kid;
+  std::shared_ptr<signing::CheckedSigner> signer;
+};
+
+// Finds the audit key on the token, or generates it (`on_keygen(kid, label)` is then called).
+pkcs11::Result<AuditKey> open_audit_key(pkcs11::SessionPool& pool,
+                                        const std::function<void(const std::string&, const std::string&)>& on_keygen);
+
+}  // namespace hsmsignd::audit

@@ -1,0 +1,324 @@
+#include "audit/audit_log.h"
+
+#include "audit/chain.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include "common/rfc3339.h"
+#include "log/log.h"
+#include "crypto/digest.h"
+#include "jose/base64url.h"
+
+namespace hsmsignd::audit {
+namespace {
+
+
+// The last complete line of a file and the size up to its newline; a torn tail is not part of it.
+struct Tail {
+  std::string line;
+  std::uint64_t size = 0;  // bytes up to and including the last newline
+};
+
+Tail read_tail(const std::filesystem::path& path) {
+  // Lines are short (no token, no claims): the last 1 MiB holds the last complete one.
+  constexpr std::uint64_t kWindow = 1 << 20;
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const auto end = static_cast<std::uint64_t>(std::max<std::streamoff>(in.tellg(), 0));
+  const std::uint64_t from = end > kWindow ? end - kWindow : 0;
+  in.seekg(static_cast<std::streamoff>(from));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Tail t;
+  const auto last = content.rfind('\n');
+  if (last == std::string::npos) return t;
+  t.size = from + last + 1;
+  const auto before = last == 0 ? std::string::npos : content.rfind('\n', last - 1);
+  const std::size_t start = before == std::string::npos ? 0 : before + 1;
+  t.line = content.substr(start, last - start);
+  return t;
+}
+
+// The newest rotated file, FILE.<first seq>, whose last line the current (empty) file chains to.
+std::optional<std::filesystem::path> newest_rotated(const std::filesystem::path& file) {
+  std::optional<std::filesystem::path> best;
+  std::uint64_t best_seq = 0;
+  std::error_code ec;
+  const std::string prefix = file.filename().string() + ".";
+  for (const auto& entry : std::filesystem::directory_iterator(file.parent_path(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::uint64_t seq = std::stoull(digits);
+    if (!best || seq > best_seq) {
+      best = entry.path();
+      best_seq = seq;
+    }
+  }
+  return best;
+}
+
+std::uint64_t seq_of(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned())
+    throw std::runtime_error("the audit log's last line is not an audit record");
+  return j["seq"].get<std::uint64_t>();
+}
+
+}  // namespace
+
+AuditLog::AuditLog(std::filesystem::path file, std::uint64_t max_size) : file_(std::move(file)), max_size_(max_size) {
+  fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0) throw std::runtime_error("cannot open audit log " + file_.string() + ": " + std::strerror(errno));
+  Tail tail = read_tail(file_);
+  struct stat st {};
+  ::fstat(fd_, &st);
+  if (static_cast<std::uint64_t>(st.st_size) != tail.size) {
+    // A line that never reached its newline was never acknowledged: it is not part of the record.
+    if (::ftruncate(fd_, static_cast<off_t>(tail.size)) != 0)
+      throw std::runtime_error("cannot cut the torn last line of " + file_.string());
+  }
+  size_ = tail.size;
+  if (tail.line.empty()) {
+    if (auto rotated = newest_rotated(file_)) tail = read_tail(*rotated);
+  }
+  if (tail.line.empty()) {
+    seq_ = 0;
+    prev_ = kGenesis;
+  } else {
+    seq_ = seq_of(tail.line);
+    prev_ = hex_sha256(tail.line);
+  }
+  first_seq_ = size_ == 0 ? seq_ + 1 : 0;
+  if (size_ != 0) {
+    std::ifstream in(file_);
+    std::string first;
+    std::getline(in, first);
+    first_seq_ = seq_of(first);
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+AuditLog::~AuditLog() {
+  stop();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AuditLog::append(Record record, std::function<void(bool)> done) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back({std::move(record), std::move(done), false});
+    ++appended_;
+  }
+  wake_.notify_one();
+}
+
+void AuditLog::checkpoint(std::function<void(bool)> done) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back({Record{"checkpoint", nlohmann::ordered_json::object(), false}, std::move(done), true});
+    ++appended_;
+  }
+  wake_.notify_one();
+}
+
+void AuditLog::set_checkpoint_signer(CheckpointSigner signer) {
+  std::lock_guard lock(mutex_);
+  signer_ = std::move(signer);
+}
+
+bool AuditLog::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t target = appended_;
+  all_written_ = true;
+  const bool done = written_.wait_for(lock, timeout, [&] { return finished_ >= target || !thread_.joinable(); });
+  return done && all_written_;
+}
+
+void AuditLog::rotate() {
+  {
+    std::lock_guard lock(mutex_);
+    rotate_requested_ = true;
+  }
+  wake_.notify_one();
+}
+
+void AuditLog::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string AuditLog::failure() const {
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+std::uint64_t AuditLog::last_seq() const {
+  std::lock_guard lock(mutex_);
+  return seq_;
+}
+
+std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& prev) {
+  const std::string time = rfc3339_micros(std::chrono::system_clock::now());
+  nlohmann::ordered_json line;
+  line["seq"] = seq;
+  line["time"] = time;
+  line["event"] = p.record.event;
+  if (p.checkpoint) {
+    std::optional<CheckpointSigner> signer;
+    {
+      std::lock_guard lock(mutex_);
+      signer = signer_;
+    }
+    if (!signer) return {};
+    auto signature = signer->sign(checkpoint_message(seq, time, prev));
+    if (!signature) return {};
+    line["kid"] = signer->kid;
+    line["alg"] = signer->alg;
+    line["head"] = prev;
+    line["signature"] = jose::base64url_encode(*signature);
+  } else {
+    for (auto& [key, value] : p.record.fields.items()) line[key] = value;
+  }
+  line["prev"] = prev;
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool AuditLog::write_batch(std::deque<Pending>& batch) {
+  std::string out;
+  std::uint64_t seq = seq_;
+  std::string prev = prev_;
+  std::vector<bool> rendered(batch.size(), false);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    std::string line = render(batch[i], seq + 1, prev);
+    if (line.empty()) continue;  // a checkpoint the token could not sign: reported as failed
+    rendered[i] = true;
+    ++seq;
+    prev = hex_sha256(line);
+    out += line;
+    out += '\n';
+  }
+  bool ok = true;
+  std::string why;
+  for (std::size_t done = 0; done < out.size();) {
+    const ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ok = false;
+      why = std::strerror(errno);
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (ok && !out.empty() && ::fdatasync(fd_) != 0) {
+    ok = false;
+    why = std::strerror(errno);
+  }
+  if (!ok) {
+    // Nothing of a failed batch stays behind: the chain goes on from the last durable line.
+    (void)::ftruncate(fd_, static_cast<off_t>(size_));
+    std::lock_guard lock(mutex_);
+    failure_ = "the audit log cannot be written: " + why;
+    return false;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (size_ == 0 && !out.empty()) first_seq_ = seq_ + 1;
+    size_ += out.size();
+    seq_ = seq;
+    prev_ = prev;
+    failure_.clear();
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (batch[i].done) batch[i].done(rendered[i]);
+  return true;
+}
+
+void AuditLog::rotate_locked_file() {
+  if (size_ == 0) return;  // nothing to set aside
+  const auto rotated = file_.string() + "." + std::to_string(first_seq_);
+  if (::rename(file_.c_str(), rotated.c_str()) != 0) return;
+  const int fd = ::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    (void)::rename(rotated.c_str(), file_.c_str());
+    return;
+  }
+  ::close(fd_);
+  fd_ = fd;
+  size_ = 0;
+  first_seq_ = seq_ + 1;
+  if (auto dir = ::open(file_.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+void AuditLog::run() {
+  auto backoff = std::chrono::milliseconds(50);
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || rotate_requested_; });
+    if (rotate_requested_) {
+      rotate_requested_ = false;
+      lock.unlock();
+      rotate_locked_file();
+      lock.lock();
+    }
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    std::deque<Pending> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    const bool ok = write_batch(batch);
+    std::size_t finished = batch.size();
+    if (!ok) {
+      // Requests fail now and are refused; facts that already happened wait for the disk to come back,
+      // and so does the record of the outage itself, whose eventual write also tells that it is over.
+      std::deque<Pending> keep;
+      for (auto& p : batch) {
+        if (p.record.retry_until_written) {
+          keep.push_back(std::move(p));
+          --finished;
+        } else if (p.done) {
+          p.done(false);
+        }
+      }
+      const bool record_outage = !outage_recorded_;
+      if (record_outage) log::error("audit_write_failed", {{"file", file_.string()}, {"reason", failure()}});
+      if (record_outage) keep.push_back({Record{"error", {{"reason", failure()}}, true}, {}, false});
+      outage_recorded_ = true;
+      lock.lock();
+      if (record_outage) ++appended_;
+      all_written_ = false;
+      for (auto it = keep.rbegin(); it != keep.rend(); ++it) queue_.push_front(std::move(*it));
+      finished_ += finished;
+      written_.notify_all();
+      if (stopping_ && !keep.empty()) return;  // nothing more can be done; the lines stay unwritten
+      wake_.wait_for(lock, backoff, [&] { return stopping_; });
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(50);
+    if (outage_recorded_) log::info("audit_write_recovered", {{"file", file_.string()}});
+    outage_recorded_ = false;
+    if (max_size_ != 0 && size_ >= max_size_) rotate_locked_file();
+    lock.lock();
+    finished_ += finished;
+    written_.notify_all();
+  }
+}
+
+}  // namespace hsmsignd::audit

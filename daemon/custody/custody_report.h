@@ -1,0 +1,28 @@
+// The custody report: every key object on the token with the attributes that show it was born there
+// and can never leave, its place in the lifecycle, and how many signatures the audit log says it made.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "config/config.h"
+#include "keyring/key_label.h"
+#include "session_pool.h"
+
+namespace hsmsignd::custody {
+
+// Signatures per kid (issue and sign events) in the log and its rotated files (FILE.<seq>).
+std::map<std::string, std::uint64_t> count_signatures(const std::filesystem::path& log_file);
+
+// The contract's JSON shape: {"token": {...}, "keys": [...]}.
+pkcs11::Result<nlohmann::ordered_json> report(pkcs11::SessionRef session, const pkcs11::TokenInfo& token,
+                                              const config::Config& config,
+                                              const std::map<std::string, std::uint64_t>& signatures,
+                                              keyring::TimePoint now);
+
+// The same as a table for people.
+std::string table(const nlohmann::ordered_json& report);
+
+}  // namespace hsmsignd::custody

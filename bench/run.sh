@@ -30,7 +30,7 @@ echo "== raw token: C_SignInit + C_Sign, one session per thread =="
 "$build/bench/hsmsignd-bench-raw" --token bench --pin-file "$work/token/pin" --seconds "$seconds" \
   --threads 1,2,4 --algorithms "$(IFS=,; echo "${algorithms[*]}")" | tee "$work/raw.txt"
 
-mkdir -p "$work/run"
+mkdir -p "$work/run" ${AUDIT_DIR:+"$AUDIT_DIR"}
 {
   cat <<TOML
 [token]
@@ -47,7 +47,7 @@ listen = ""
 [state]
 dir = "run"
 [audit]
-file = "run/audit.jsonl"
+file = "${AUDIT_DIR:-run}/audit.jsonl"
 TOML
   for alg in "${algorithms[@]}"; do printf '[[keyset]]\nname = "%s"\nalgorithm = "%s"\n' "${alg,,}" "$alg"; done
   printf '[[client]]\nname = "bench"\nuids = [%s]\nkeysets = [%s]\nissuer = "https://bench.example"\naudiences = ["bench"]\n' \
@@ -58,7 +58,7 @@ daemon=$!
 for _ in $(seq 100); do [ -S "$work/run/sign.sock" ] && break; sleep 0.05; done
 
 echo
-echo "== daemon: POST /v1/jwt over the Unix socket, keep-alive, verify_signatures = \"${VERIFY:-all}\" =="
+echo "== daemon: POST /v1/jwt over the Unix socket, keep-alive, verify_signatures = \"${VERIFY:-all}\", audit log in ${AUDIT_DIR:-$work/run} =="
 printf '%-8s %11s %12s %9s %9s %9s %9s\n' alg connections tokens/s "raw best" ratio "p50 us" "p99 us"
 for alg in "${algorithms[@]}"; do
   raw=$(awk -v a="$alg" '$1 == a && $3 > best { best = $3 } END { print best + 0 }' "$work/raw.txt")

@@ -45,26 +45,6 @@ Tail read_tail(const std::filesystem::path& path) {
   return t;
 }
 
-// The newest rotated file, FILE.<first seq>, whose last line the current (empty) file chains to.
-std::optional<std::filesystem::path> newest_rotated(const std::filesystem::path& file) {
-  std::optional<std::filesystem::path> best;
-  std::uint64_t best_seq = 0;
-  std::error_code ec;
-  const std::string prefix = file.filename().string() + ".";
-  for (const auto& entry : std::filesystem::directory_iterator(file.parent_path(), ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!name.starts_with(prefix)) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::uint64_t seq = std::stoull(digits);
-    if (!best || seq > best_seq) {
-      best = entry.path();
-      best_seq = seq;
-    }
-  }
-  return best;
-}
-
 std::uint64_t seq_of(const std::string& line) {
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (!j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned())
@@ -87,7 +67,7 @@ AuditLog::AuditLog(std::filesystem::path file, std::uint64_t max_size) : file_(s
   }
   size_ = tail.size;
   if (tail.line.empty()) {
-    if (auto rotated = newest_rotated(file_)) tail = read_tail(*rotated);
+    if (auto rotated = rotated_files(file_); !rotated.empty()) tail = read_tail(rotated.back());
   }
   if (tail.line.empty()) {
     seq_ = 0;

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "audit/audit_key.h"
+#include "audit/chain.h"
 #include "common/rfc3339.h"
 #include "jose/jwk.h"
 #include "keyring/planner.h"
@@ -45,17 +46,7 @@ void count_file(const std::filesystem::path& path, std::map<std::string, std::ui
 
 std::map<std::string, std::uint64_t> count_signatures(const std::filesystem::path& log_file) {
   std::map<std::string, std::uint64_t> out;
-  std::vector<std::pair<std::uint64_t, std::filesystem::path>> rotated;
-  std::error_code ec;
-  const std::string prefix = log_file.filename().string() + ".";
-  for (const auto& e : std::filesystem::directory_iterator(log_file.parent_path(), ec)) {
-    const std::string name = e.path().filename().string();
-    if (!name.starts_with(prefix)) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos)
-      rotated.emplace_back(std::stoull(digits), e.path());
-  }
-  for (const auto& [seq, path] : rotated) count_file(path, out);
+  for (const auto& path : audit::rotated_files(log_file)) count_file(path, out);
   count_file(log_file, out);
   return out;
 }

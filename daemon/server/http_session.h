@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -55,10 +56,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   void start() { wait_for_request(); }
 
   // Answers one error and closes: for connections refused before any request (too many, say).
-  void refuse(const api::ApiError& error) {
-    keep_alive_ = false;
-    write({error.status, error.body(), "application/json", {}, {}});
-  }
+  void refuse(const api::ApiError& error) { fail(error); }
 
  private:
   // Idle keep-alive connections wait idle_timeout for a first byte; from then on the whole request
@@ -149,7 +147,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
 
   void fail(const api::ApiError& error) {
     keep_alive_ = false;
+    linger_ = true;
     write({error.status, error.body(), "application/json", {}, {}});
+  }
+
+  // After an error the client may still be sending (a body over the limit, say). Closing at once would
+  // make the kernel answer its data with a reset, which can destroy our answer before it is read: stop
+  // sending, read and drop what still comes for a moment, then close.
+  void linger_close() {
+    beast::error_code ignored;
+    stream_.shutdown(Socket::shutdown_send, ignored);
+    arm(std::chrono::milliseconds(kLingerMs));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > kMaxDrained) return self->close();
+      self->drain();
+    });
   }
 
   void write(api::HttpResponse r) {
@@ -166,6 +183,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     http::async_write(stream_, res, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       self->disarm();
       self->response_.reset();
+      if (!ec && self->linger_) return self->linger_close();
       if (ec || !self->keep_alive_) return self->close();
       self->wait_for_request();
     });
@@ -191,6 +209,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   std::function<void()> on_close_;
   bool keep_alive_ = false;
   bool head_only_ = false;
+  bool linger_ = false;
+  static constexpr int kLingerMs = 1000;
+  static constexpr std::size_t kMaxDrained = 1 << 20;
+  std::array<char, 4096> drain_buffer_{};
+  std::size_t drained_ = 0;
 };
 
 }  // namespace hsmsignd::server

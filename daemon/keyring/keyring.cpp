@@ -20,6 +20,7 @@ constexpr auto kLongestSleep = std::chrono::seconds(30);
 // After generating a key, look again this soon: a second daemon may have generated one at the same
 // time, and the race is settled (the loser destroyed) before either key is due to sign.
 constexpr auto kSettle = std::chrono::seconds(1);
+constexpr auto kRaceWindow = std::chrono::milliseconds(250);
 constexpr auto kLongestBackoff = std::chrono::seconds(300);
 // How long half a key pair may be another daemon's generation in progress: EC and EdDSA keys take
 // milliseconds, RSA keys (4096 bits in software) can take many seconds.
@@ -183,7 +184,10 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
           if (auto made = generate(s, keyset, *p.generate, now); !made) {
             failure = "generating a key for keyset " + keyset.name + ": " + made.error().what();
           } else {
-            if (auto ok = relist(); !ok) return ok;  // plan again with the new key (or a racing daemon's)
+            // Plan again with the new key, a moment later so that a daemon racing us has made its key
+            // too: the loser is then destroyed by both before anyone can publish it for long.
+            std::this_thread::sleep_for(kRaceWindow);
+            if (auto ok = relist(); !ok) return ok;
             next = std::min(next, now + kSettle);
             continue;
           }
@@ -315,7 +319,14 @@ void Keyring::run() {
       }
       continue;
     }
-    const auto sleep = std::min<std::chrono::seconds>(next_ - now, kLongestSleep);
+    // Wake at the transition's own instant, not up to a second after it: daemons sharing a token then
+    // change keys within milliseconds of each other.
+    std::chrono::system_clock::duration sleep = kLongestSleep;
+    if (next_ - now < kLongestSleep) {  // (next_ may be TimePoint::max(): compare before converting)
+      const auto until_next = std::chrono::system_clock::time_point(next_) - std::chrono::system_clock::now();
+      sleep = std::clamp<std::chrono::system_clock::duration>(until_next + std::chrono::milliseconds(5),
+                                                             std::chrono::milliseconds(5), kLongestSleep);
+    }
     wake_.wait_for(lock, sleep, [&] { return stopping_ || !tasks_.empty(); });
     if (clock_() - now >= kLongestSleep) next_ = std::min(next_, clock_());  // the periodic re-read
   }

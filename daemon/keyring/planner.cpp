@@ -15,12 +15,14 @@ Plan plan(const config::KeysetConfig& keyset, std::vector<KeyRecord> keys, TimeP
     return std::tie(a.label.activates, a.id) < std::tie(b.label.activates, b.id);
   });
 
-  // Race losers: a pending key too close after the previous pending key.
+  // Race losers: a pending key less than half a period after the previous pending key. Keys of one
+  // undisturbed schedule are a whole period apart (even after the clock stepped back); racing daemons,
+  // each late by a different second or two, are not.
   std::vector<KeyRecord> kept;
   for (auto& k : keys) {
     const bool pending = k.label.activates > now;
     if (pending && !kept.empty() && kept.back().label.activates > now &&
-        k.label.activates - kept.back().label.activates < keyset.prepublish) {
+        k.label.activates - kept.back().label.activates < keyset.rotation_period / 2) {
       out.destroy.push_back(k.id);
       continue;
     }

@@ -31,8 +31,9 @@ struct Plan {
 
 // Rules, in order:
 // - a key an operator retired is dropped (and destroyed with destroy_retired);
-// - two pending keys activating less than `prepublish` apart come from a race between daemons: the
-//   earlier (then the smaller CKA_ID) stays, the other is destroyed; no pending key ever signed;
+// - two pending keys activating less than half a rotation period apart come from a race between
+//   daemons: the earlier (then the smaller CKA_ID) stays, the other is destroyed; no pending key ever
+//   signed;
 // - no key active yet: generate one active now;
 // - no pending key and the active one reaches activates + rotation_period − prepublish: generate the
 //   next, activating at activates + rotation_period, or `prepublish` from now if that is later (a daemon

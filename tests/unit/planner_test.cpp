@@ -282,11 +282,19 @@ TEST(Planner, ARaceLoserIsDestroyedEvenWithoutDestroyRetired) {
   EXPECT_EQ(p.destroy, (Ids{id(7)})) << "it never signed and never will";
 }
 
-TEST(Planner, TwoPendingKeysExactlyPrepublishApartAreBothKept) {
+TEST(Planner, TwoPendingKeysExactlyHalfAPeriodApartAreBothKept) {
   const TimePoint now = kT0 + kPeriod - kPrepublish + 5s;
-  const Plan p = plan(keyset(), {key(1, kT0), key(2, kT0 + kPeriod), key(3, kT0 + kPeriod + kPrepublish)}, now);
+  const Plan p = plan(keyset(), {key(1, kT0), key(2, kT0 + kPeriod), key(3, kT0 + kPeriod + kPeriod / 2)}, now);
   EXPECT_TRUE(p.destroy.empty());
   EXPECT_EQ(live_states(p), (Strings{"active", "pending", "pending"}));
+}
+
+TEST(Planner, TwoPendingKeysOfDaemonsLateByDifferentSecondsAreARace) {
+  // Both daemons were down past the handover and each activates its key prepublish after its own now.
+  const TimePoint now = kT0 + kPeriod + 50s;
+  const Plan p = plan(keyset(), {key(1, kT0), key(2, now + kPrepublish), key(3, now + kPrepublish + 2s)}, now);
+  EXPECT_EQ(p.destroy, (Ids{id(3)}));
+  EXPECT_EQ(live_states(p), (Strings{"active", "pending"}));
 }
 
 TEST(Planner, TwoPendingKeysAPeriodApartAfterTheClockSteppedBackAreBothKept) {

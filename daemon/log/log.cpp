@@ -2,16 +2,12 @@
 
 #include <unistd.h>
 
-#include <atomic>
 
 namespace hsmsignd::log {
 namespace {
 
-std::atomic<Level> min_level{Level::info};
-
 const char* level_name(Level l) {
   switch (l) {
-    case Level::debug: return "debug";
     case Level::info: return "info";
     case Level::warning: return "warning";
     case Level::error: return "error";
@@ -36,10 +32,7 @@ void append_value(std::string& line, std::string_view v) {
 
 }  // namespace
 
-void set_min_level(Level level) { min_level = level; }
-
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
-  if (level < min_level.load(std::memory_order_relaxed)) return;
   std::string line = "hsmsignd[";
   line += level_name(level);
   line += "] event=";

@@ -11,7 +11,7 @@
 
 namespace hsmsignd::log {
 
-enum class Level { debug, info, warning, error };
+enum class Level { info, warning, error };
 
 using Field = std::pair<std::string_view, std::string>;
 
@@ -22,8 +22,5 @@ inline void warning(std::string_view event, std::initializer_list<Field> fields 
   write(Level::warning, event, fields);
 }
 inline void error(std::string_view event, std::initializer_list<Field> fields = {}) { write(Level::error, event, fields); }
-
-// Lines below this level are dropped (tests raise it to keep their output short).
-void set_min_level(Level level);
 
 }  // namespace hsmsignd::log

@@ -496,3 +496,36 @@ class DaemonTestCase(unittest.TestCase):
         answer = self.daemon.post("/v1/jwt", {"sub": "after"})
         self.assertEqual(answer.status, 200, answer)
         self.assertEqual(answer.json["jwt"].count("."), 2)
+
+
+# Runs as another uid: the requests given as JSON [[method, path, body], ...] on one socket, one connection
+# each; prints [{"status": ..., "body": ...}, ...].
+PEER_SCRIPT = r"""
+import http.client, json, socket, sys
+class Conn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(sys.argv[1])
+out = []
+for method, path, body in json.loads(sys.argv[2]):
+    conn = Conn("localhost")
+    conn.request(method, path, body=None if body is None else json.dumps(body),
+                 headers={"Content-Type": "application/json"})
+    answer = conn.getresponse()
+    out.append({"status": answer.status, "body": answer.read().decode()})
+    conn.close()
+print(json.dumps(out))
+"""
+
+
+def as_uid(uid, socket_path, requests):
+    """Requests made by a process of another uid (gid 0, so that the 0660 socket is reachable)."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run a request as another uid"
+    assert os.geteuid() == 0, "the e2e tests run as root, so that they can become other uids"
+    out = subprocess.run([setpriv, f"--reuid={uid}", "--regid=0", "--clear-groups", "/usr/bin/python3", "-c",
+                          PEER_SCRIPT, str(socket_path), json.dumps(requests)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

@@ -26,33 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwcrypto import jwk
 
-from harness import (AUDIENCES, Daemon, UnixHTTPConnection, b64url, b64url_decode, client, hsmsignctl_bin,
+from harness import (AUDIENCES, Daemon, UnixHTTPConnection, as_uid, b64url, b64url_decode, client, hsmsignctl_bin,
                      verify_jws, verify_jwt)
 
 NOBODY = 65534        # no [[client]]: denied
 SECOND_UID = 65533    # the second client's uid (a real, different peer through setpriv)
 GENESIS = "0" * 64
-
-# Runs as another uid: the requests given as JSON [[method, path, body], ...] on one socket, one connection
-# each; prints [{"status": ..., "body": ...}, ...].
-PEER_SCRIPT = r"""
-import http.client, json, socket, sys
-class Conn(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(sys.argv[1])
-out = []
-for method, path, body in json.loads(sys.argv[2]):
-    conn = Conn("localhost")
-    conn.request(method, path, body=None if body is None else json.dumps(body),
-                 headers={"Content-Type": "application/json"})
-    answer = conn.getresponse()
-    out.append({"status": answer.status, "body": answer.read().decode()})
-    conn.close()
-print(json.dumps(out))
-"""
-
 
 # --- the log, read and checked in Python -------------------------------------------------------------------
 
@@ -175,18 +154,6 @@ def admin(daemon, method, path, body=None):
         return conn.call(method, path, body)
     finally:
         conn.close()
-
-
-def as_uid(uid, socket_path, requests):
-    """Requests made by a process of another uid (gid 0, so that the 0660 socket is reachable)."""
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is needed to run a request as another uid"
-    assert os.geteuid() == 0, "the e2e tests run as root, so that they can become other uids"
-    out = subprocess.run([setpriv, f"--reuid={uid}", "--regid=0", "--clear-groups", "/usr/bin/python3", "-c",
-                          PEER_SCRIPT, str(socket_path), json.dumps(requests)],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def wait_for(predicate, what, timeout=10.0):

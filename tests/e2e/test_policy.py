@@ -1,27 +1,10 @@
 """The client policy: who may ask, for which keyset, operation, audience and lifetime."""
 import json
-import os
-import shutil
-import subprocess
 import unittest
 
-from harness import DaemonTestCase, b64url, client, verify_jwt
+from harness import DaemonTestCase, as_uid, b64url, client, verify_jwt
 
 NOBODY = 65534
-
-# Runs as another uid: one POST /v1/jwt on the socket, prints {"status": ..., "body": ...}.
-PEER_SCRIPT = r"""
-import http.client, json, socket, sys
-class Conn(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(sys.argv[1])
-conn = Conn("localhost")
-conn.request("POST", "/v1/jwt", body=json.dumps({"sub": "user-1"}), headers={"Content-Type": "application/json"})
-answer = conn.getresponse()
-print(json.dumps({"status": answer.status, "body": answer.read().decode()}))
-"""
 
 
 class PolicyTest(DaemonTestCase):
@@ -83,19 +66,11 @@ class PolicyTest(DaemonTestCase):
                 self.assertIn("ttl", answer.json["message"])
 
     def test_a_peer_that_is_no_client_is_forbidden(self):
-        setpriv = shutil.which("setpriv")
-        self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed to run a request as another uid")
-        self.assertEqual(os.geteuid(), 0, "the e2e tests run as root, so that they can become uid 65534")
+        def jwt_as(uid):
+            return as_uid(uid, self.daemon.socket_path, [["POST", "/v1/jwt", {"sub": "user-1"}]])[0]
 
-        def as_uid(uid):
-            out = subprocess.run([setpriv, f"--reuid={uid}", "--regid=0", "--clear-groups", "/usr/bin/python3",
-                                  "-c", PEER_SCRIPT, str(self.daemon.socket_path)],
-                                 capture_output=True, text=True, timeout=30)
-            self.assertEqual(out.returncode, 0, out.stderr)
-            return json.loads(out.stdout)
-
-        self.assertEqual(as_uid(0)["status"], 200, "the same request as uid 0, a client, is served")
-        answer = as_uid(NOBODY)
+        self.assertEqual(jwt_as(0)["status"], 200, "the same request as uid 0, a client, is served")
+        answer = jwt_as(NOBODY)
         self.assertEqual(answer["status"], 403, answer)
         body = json.loads(answer["body"])
         self.assertEqual(body["error"], "forbidden")

@@ -30,9 +30,11 @@
 #include "metrics/metrics.h"
 #include "module.h"
 #include "pin.h"
+#include "server/inherited_sockets.h"
 #include "server/listeners.h"
 #include "session_pool.h"
 #include "signing/sign_queue.h"
+#include "signing/token_watch.h"
 #include "token.h"
 
 namespace hsmsignd {
@@ -42,6 +44,7 @@ namespace asio = boost::asio;
 
 constexpr std::size_t kMaxQueuedSignatures = 4096;
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
+constexpr auto kTokenProbeInterval = std::chrono::milliseconds(250);
 
 keyring::TimePoint now() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
 
@@ -155,6 +158,7 @@ struct Daemon::Parts {
   std::optional<server::UnixListener> issuer;
   std::optional<server::UnixListener> admin_socket;
   std::optional<server::TcpListener> jwks;
+  std::optional<signing::TokenWatch> watch;  // last: stopped first
 };
 
 Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
@@ -197,6 +201,8 @@ void Daemon::start() {
       throw StartupError(1, "writing " + config_.jwks.file.string() + ": " + ec.message());
   }
 
+  auto inherited = server::InheritedSockets::take();
+  const bool activated = inherited.count() > 0;
   try {
     p.issuer.emplace(
         p.io, config_.server.socket, config_.server.socket_mode,
@@ -206,7 +212,7 @@ void Daemon::start() {
             parts_->api.handle(peer, client, request, std::move(reply));
           };
         },
-        p.limits, p.in_flight);
+        p.limits, p.in_flight, inherited.adopt_unix(config_.server.socket));
     p.admin_socket.emplace(
         p.io, config_.server.admin_socket, 0600,
         [this](const policy::Peer& peer) -> server::Handler {
@@ -214,32 +220,50 @@ void Daemon::start() {
             parts_->admin.handle(peer, request, std::move(reply));
           };
         },
-        p.limits, p.in_flight);
+        p.limits, p.in_flight, inherited.adopt_unix(config_.server.admin_socket));
     if (!config_.jwks.listen.empty())
       p.jwks.emplace(
           p.io, config_.jwks.listen_host, config_.jwks.listen_port,
           [this](const api::HttpRequest& request, api::Reply reply) { parts_->api.handle_public(request, std::move(reply)); },
-          p.limits, p.in_flight);
+          p.limits, p.in_flight, inherited.adopt_tcp(config_.jwks.listen_host, config_.jwks.listen_port));
   } catch (const std::exception& e) {
     throw StartupError(1, e.what());
+  }
+  if (auto extra = inherited.unclaimed(); !extra.empty()) {
+    std::string list;
+    for (const auto& e : extra) list += (list.empty() ? "" : ", ") + e;
+    throw StartupError(2, "systemd passed sockets no configured address matches: " + list +
+                              " (the socket unit's ListenStream= and the [server]/[jwks] addresses must agree)");
   }
   p.issuer->start();
   p.admin_socket->start();
   if (p.jwks) p.jwks->start();
+  p.watch.emplace(*p.token.pool, kTokenProbeInterval, [this](std::chrono::milliseconds outage, const pkcs11::Error& cause) {
+    auto& p = *parts_;
+    const auto& token = p.token.pool->token();
+    // A device that was away and answers again is healthy; one re-initialised because it kept failing
+    // is healthy only once it signs again.
+    if (!cause.device_fault()) p.health.token_ok();
+    log::info("token_recovered", {{"token", token.label}, {"cause", cause.what()}, {"outage_ms", std::to_string(outage.count())},
+                                  {"reinitialisations", std::to_string(p.token.pool->recoveries())}});
+    p.audit->append({"login", {{"token", token.label}, {"serial", token.serial}, {"recovered", true},
+                               {"outage_ms", outage.count()}}, true});
+  });
   // From here on the lifecycle thread makes the transitions and republishes the JWKS file.
   p.keyring.start([file = config_.jwks.file](const keyring::View& v) {
     if (file.empty()) return;
     if (auto ec = jwks::write_atomically(file, v.jwks)) log::error("jwks_file", {{"path", file.string()}, {"error", ec.message()}});
   });
   log::info("start", {{"socket", config_.server.socket.string()},
-                      {"jwks", config_.jwks.listen.empty() ? std::string("off") : config_.jwks.listen}});
+                      {"jwks", config_.jwks.listen.empty() ? std::string("off") : config_.jwks.listen},
+                      {"socket_activation", activated ? "yes" : "no"}});
 }
 
 int Daemon::run() {
   auto& p = *parts_;
   asio::signal_set signals(p.io, SIGTERM, SIGINT);
   asio::signal_set hangup(p.io, SIGHUP);
-  asio::steady_timer drain(p.io), checkpoints(p.io);
+  asio::steady_timer drain(p.io), checkpoints(p.io), watchdog(p.io);
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
@@ -268,6 +292,7 @@ int Daemon::run() {
     if (p.jwks) p.jwks->close();
     hangup.cancel();
     checkpoints.cancel();
+    watchdog.cancel();
     const auto give_up = std::chrono::steady_clock::now() + kShutdownGrace;
     wait_for_requests = [&, give_up] {
       if (p.in_flight.requests.load() == 0 || std::chrono::steady_clock::now() > give_up) return p.io.stop();
@@ -276,7 +301,18 @@ int Daemon::run() {
     };
     wait_for_requests();
   });
-  ::sd_notify(0, "READY=1");
+  // systemd's watchdog: a ping from the I/O thread, every half period, proves the event loop turns.
+  std::uint64_t watchdog_usec = 0;
+  std::function<void()> next_ping = [&] {
+    ::sd_notify(0, "WATCHDOG=1");
+    watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
+    watchdog.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) next_ping();
+    });
+  };
+  if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) next_ping();
+  ::sd_notifyf(0, "READY=1\nSTATUS=serving %zu keyset(s) from token \"%s\"", config_.keysets.size(),
+               p.token.pool->token().label.c_str());
   p.io.run();
   p.keyring.stop();
   p.queue.stop();

@@ -1,7 +1,8 @@
-// hsmsignd --config FILE [--check]
+// hsmsignd --config FILE [--check] [--allow-root]
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -15,9 +16,10 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: hsmsignd --config FILE [--check]\n"
+    "usage: hsmsignd --config FILE [--check] [--allow-root]\n"
     "  --config FILE  the TOML configuration (see the README)\n"
-    "  --check        validate the configuration and the token, print what was found, exit 0 or 1\n";
+    "  --check        validate the configuration and the token, print what was found, exit 0 or 1\n"
+    "  --allow-root   serve even as root (throw-away tokens in tests; never in production)\n";
 
 // Memory may hold the PIN: no core dumps, and no ptrace by other processes of the same user.
 void deny_core_dumps() {
@@ -36,12 +38,15 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   std::string config_path;
   bool check = false;
+  bool allow_root = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
     } else if (arg == "--check") {
       check = true;
+    } else if (arg == "--allow-root") {
+      allow_root = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -53,6 +58,14 @@ int main(int argc, char** argv) {
   if (config_path.empty()) {
     std::fputs(kUsage, stderr);
     return 2;
+  }
+
+  // A root process that parses requests from other users is one bug away from owning the host; the
+  // systemd unit runs it as the hsmsignd user. --check changes nothing, so an operator may run it as root.
+  if (::geteuid() == 0 && !allow_root && !check) {
+    std::fputs("hsmsignd: refusing to run as root: run it as the hsmsignd user (the systemd unit does), "
+               "or pass --allow-root for a throw-away test token\n", stderr);
+    return 1;
   }
 
   try {

@@ -79,6 +79,11 @@ bool Error::token_gone() const {
           rv == CKR_SLOT_ID_INVALID);
 }
 
+bool Error::device_fault() const {
+  return kind == ErrorKind::token && (rv == CKR_DEVICE_ERROR || rv == CKR_GENERAL_ERROR ||
+                                      rv == CKR_FUNCTION_FAILED || rv == CKR_DEVICE_MEMORY);
+}
+
 bool Error::pin_final() const {
   return kind == ErrorKind::token && (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ||
                                       rv == CKR_PIN_EXPIRED || rv == CKR_PIN_INVALID ||

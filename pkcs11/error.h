@@ -38,6 +38,8 @@ struct Error {
   bool session_lost() const;
   // The token has been removed or reset: the module has to be initialised again.
   bool token_gone() const;
+  // The device failed (CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, ...): maybe once, maybe for good.
+  bool device_fault() const;
   // Retrying could lock the token: CKR_PIN_INCORRECT, CKR_PIN_LOCKED and friends.
   bool pin_final() const;
   // The object handle no longer names the object (handles are not stable across every token event).

@@ -24,6 +24,17 @@ Status check_module_path(const std::filesystem::path& path) {
   return {};
 }
 
+namespace {
+
+// The daemon signs from several threads; the module must lock with the OS's primitives.
+CK_RV initialize(CK_FUNCTION_LIST* list) {
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  return list->C_Initialize(&args);
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) {
   if (auto ok = check_module_path(path); !ok) return ok.error();
 
@@ -49,14 +60,19 @@ Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) 
     return Error::config("PKCS#11 module lacks C_Initialize: " + path.string());
   }
 
-  // The daemon signs from several threads; the module must lock with the OS's primitives.
-  CK_C_INITIALIZE_ARGS args{};
-  args.flags = CKF_OS_LOCKING_OK;
-  if (const CK_RV rv = list->C_Initialize(&args); rv != CKR_OK) {
+  if (const CK_RV rv = initialize(list); rv != CKR_OK) {
     ::dlclose(library);
     return Error::token("C_Initialize", rv, path.string());
   }
   return std::make_shared<Module>(Key{}, path, library, list);
+}
+
+Status Module::reinitialize() const {
+  (void)P11_CALL(*this, C_Finalize, nullptr);  // CKR_CRYPTOKI_NOT_INITIALIZED after a failed attempt: fine
+  auto* list = static_cast<CK_FUNCTION_LIST*>(functions_);
+  if (const CK_RV rv = initialize(list); rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+    return Error::token("C_Initialize", rv, path_.string());
+  return {};
 }
 
 Module::~Module() {

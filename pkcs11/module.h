@@ -28,6 +28,9 @@ class Module {
       : path_(std::move(path)), library_(library), functions_(functions) {}
 
   const std::filesystem::path& path() const { return path_; }
+  // C_Finalize and C_Initialize again: what a module needs after its device was removed or reset. The
+  // caller makes sure no other thread is inside a Cryptoki call meanwhile (SessionPool::recover does).
+  Status reinitialize() const;
   // CK_FUNCTION_LIST*, opaque outside pkcs11/ so that only this layer speaks Cryptoki.
   void* raw_function_list() const { return functions_; }
 

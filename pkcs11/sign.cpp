@@ -107,7 +107,8 @@ Signer::Signer(SessionPool& pool, SigningKey key, PublicKey public_key)
       algorithm_(key.algorithm),
       signature_size_(key.signature_size),
       public_key_(std::move(public_key)),
-      handle_(key.handle) {}
+      handle_(key.handle),
+      handle_generation_(pool.generation()) {}
 
 Result<std::shared_ptr<Signer>> Signer::open(SessionPool& pool, ByteView id, Algorithm algorithm) {
   return pool.run([&](SessionRef s) -> Result<std::shared_ptr<Signer>> {
@@ -134,12 +135,21 @@ Result<SigningKey> Signer::reload(SessionRef s) {
   auto key = signing_key(**found, algorithm_);
   if (!key) return key.error();
   handle_.store(key->handle);
+  // Safe without a lock: no lease, so no re-initialisation, spans this call; a concurrent reload in the
+  // same generation stores an equally good handle.
+  handle_generation_.store(pool_.generation());
   return key;
 }
 
 template <class F>
 Result<Bytes> Signer::with_key(F&& fn) {
   return pool_.run([&](SessionRef s) -> Result<Bytes> {
+    if (handle_generation_.load() != pool_.generation()) {
+      // After a re-initialisation the old handle may name another object: never sign with it.
+      auto fresh = reload(s);
+      if (!fresh) return fresh.error();
+      return fn(s, *fresh);
+    }
     SigningKey key{{}, handle_.load(), algorithm_, signature_size_};
     auto result = fn(s, key);
     if (result || !result.error().handle_stale()) return result;

@@ -28,7 +28,7 @@ Result<Bytes> sign(SessionRef session, const SigningKey& key, ByteView message);
 Result<Bytes> sign_digest(SessionRef session, const SigningKey& key, ByteView digest);
 
 // One key on a session pool, for many threads at once. Finds the key again by CKA_ID, and checks its
-// custody again, when the token no longer knows the cached handle.
+// custody again, when the token no longer knows the cached handle or the module was re-initialised.
 class Signer {
  public:
   static Result<std::shared_ptr<Signer>> open(SessionPool& pool, ByteView id, Algorithm algorithm);
@@ -56,6 +56,7 @@ class Signer {
   const std::size_t signature_size_;
   const PublicKey public_key_;
   std::atomic<ObjectHandle> handle_;
+  std::atomic<std::uint64_t> handle_generation_;  // the pool's generation handle_ was found in
 };
 
 }  // namespace hsmsignd::pkcs11

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev                                  # tests
   softhsm2 opensc                               # the token, and pkcs11-tool as an independent client
   python3 python3-jwcrypto curl                 # independent JOSE verification in end-to-end tests
+  systemd util-linux                            # systemd-analyze, -socket-activate, -sysusers; setpriv
 )
 
 missing=()

@@ -2,17 +2,17 @@
 
 namespace hsmsignd::api {
 
-void Health::token_ok() {
-  if (!failing_.load(std::memory_order_relaxed)) return;
+bool Health::token_ok() {
+  if (!failing_.load(std::memory_order_relaxed)) return false;
   std::lock_guard lock(mutex_);
   unavailable_.clear();
-  failing_ = false;
+  return failing_.exchange(false);
 }
 
-void Health::token_failed(std::string reason) {
+bool Health::token_failed(std::string reason) {
   std::lock_guard lock(mutex_);
   unavailable_ = std::move(reason);
-  failing_ = true;
+  return !failing_.exchange(true);
 }
 
 Health::Report Health::report() const {

@@ -112,11 +112,14 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
                  pkcs11::Result<Bytes> signature, std::string input) mutable {
     if (!signature) {
       const auto& e = signature.error();
-      if (e.kind != pkcs11::ErrorKind::busy) s_.health.token_failed(e.what());
-      log::error("sign_failed", {{"keyset", key->keyset}, {"kid", key->kid}, {"error", e.what()}});
+      // One line when the token starts failing, not one per refused request.
+      if (e.kind != pkcs11::ErrorKind::busy && s_.health.token_failed(e.what())) {
+        log::error("token_unavailable", {{"keyset", key->keyset}, {"kid", key->kid}, {"error", e.what()}});
+        s_.audit.append({"error", {{"keyset", key->keyset}, {"kid", key->kid}, {"reason", e.what()}}, true});
+      }
       return reply(error_response(signing_failure(e)));
     }
-    s_.health.token_ok();
+    if (s_.health.token_ok()) log::info("token_available", {{"keyset", key->keyset}});
     s_.metrics.signature(key->keyset);
     record.fields["keyset"] = key->keyset;
     record.fields["kid"] = key->kid;
@@ -265,7 +268,13 @@ HttpResponse IssuerApi::healthz() const {
 }
 
 HttpResponse IssuerApi::metrics() const {
-  metrics::Gauges g{s_.pool.in_use(), s_.pool.size(), s_.queue.queued(), signing::CheckedSigner::caught_faults()};
+  metrics::Gauges g{s_.pool.in_use(),
+                    s_.pool.size(),
+                    s_.queue.queued(),
+                    signing::CheckedSigner::caught_faults(),
+                    s_.health.report().status != Health::Status::unavailable,
+                    s_.pool.recoveries(),
+                    s_.pool.failed_recoveries()};
   return {200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}};
 }
 

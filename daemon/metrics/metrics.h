@@ -20,6 +20,8 @@ inline constexpr std::array<int, 11> kStatuses{200, 400, 403, 404, 405, 408, 413
 struct Gauges {  // read when /metrics is rendered
   std::size_t sessions_in_use = 0, sessions = 0, sign_queue = 0;
   std::uint64_t signature_faults = 0;
+  bool token_available = true;
+  std::uint64_t token_recoveries = 0, token_failed_recoveries = 0;
 };
 
 class Metrics {

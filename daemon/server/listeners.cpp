@@ -51,8 +51,18 @@ policy::Peer peer_of(int fd) {
 }
 
 UnixListener::UnixListener(asio::io_context& io, std::filesystem::path path, unsigned mode, PeerHandlerFactory factory,
-                           const Limits& limits, InFlight& in_flight)
-    : acceptor_(io), path_(std::move(path)), factory_(std::move(factory)), limits_(limits), in_flight_(in_flight) {
+                           const Limits& limits, InFlight& in_flight, std::optional<int> adopted)
+    : acceptor_(io),
+      path_(std::move(path)),
+      owns_path_(!adopted),
+      factory_(std::move(factory)),
+      limits_(limits),
+      in_flight_(in_flight) {
+  if (adopted) {
+    // systemd made it, with the unit's SocketMode= and SocketGroup=, and keeps it across our restarts.
+    acceptor_.assign(local(), *adopted);
+    return;
+  }
   prepare_socket_path(path_);
   acceptor_.open(local());
   // No moment in which the socket exists with looser permissions than asked for.
@@ -68,7 +78,7 @@ UnixListener::UnixListener(asio::io_context& io, std::filesystem::path path, uns
 UnixListener::~UnixListener() {
   close();
   std::error_code ignored;
-  std::filesystem::remove(path_, ignored);
+  if (owns_path_) std::filesystem::remove(path_, ignored);
 }
 
 void UnixListener::start() { accept(); }
@@ -92,9 +102,13 @@ void UnixListener::accept() {
 }
 
 TcpListener::TcpListener(asio::io_context& io, const std::string& host, unsigned short port, Handler handler,
-                         const Limits& limits, InFlight& in_flight)
+                         const Limits& limits, InFlight& in_flight, std::optional<int> adopted)
     : acceptor_(io), handler_(std::move(handler)), limits_(limits), in_flight_(in_flight) {
   const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(host), port);
+  if (adopted) {
+    acceptor_.assign(endpoint.protocol(), *adopted);
+    return;
+  }
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   beast::error_code ec;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "policy/policy.h"
@@ -25,8 +26,9 @@ class UnixListener {
  public:
   // Binds `path` with `mode`. A socket file left by a crashed daemon is replaced; one that a live
   // process still accepts on, or a path that is no socket, is an error (thrown: this runs at start-up).
+  // With `adopted` (a socket systemd bound for us), serves that one and leaves the file to systemd.
   UnixListener(asio::io_context& io, std::filesystem::path path, unsigned mode, PeerHandlerFactory factory,
-               const Limits& limits, InFlight& in_flight);
+               const Limits& limits, InFlight& in_flight, std::optional<int> adopted = std::nullopt);
   ~UnixListener();
 
   void start();
@@ -38,6 +40,7 @@ class UnixListener {
 
   asio::local::stream_protocol::acceptor acceptor_;
   std::filesystem::path path_;
+  bool owns_path_;
   PeerHandlerFactory factory_;
   const Limits& limits_;
   InFlight& in_flight_;
@@ -46,7 +49,7 @@ class UnixListener {
 class TcpListener {
  public:
   TcpListener(asio::io_context& io, const std::string& host, unsigned short port, Handler handler,
-              const Limits& limits, InFlight& in_flight);
+              const Limits& limits, InFlight& in_flight, std::optional<int> adopted = std::nullopt);
   void start();
   void close();
   unsigned short port() const { return acceptor_.local_endpoint().port(); }

@@ -29,6 +29,8 @@ MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN_LABEL = "hsmsignd-e2e"
 ISSUER = "https://auth.example.com"
 AUDIENCES = ["api-gateway", "billing"]
+# The daemon refuses root unless told; the tests run as root on throw-away tokens.
+ROOT_FLAG = ("--allow-root",) if os.geteuid() == 0 else ()
 START_TIMEOUT = 30.0  # RSA keys are generated inside SoftHSM at first start
 STOP_TIMEOUT = 10.0
 
@@ -337,7 +339,7 @@ class Daemon:
     # running
     def run_binary(self, *args, config=None, timeout=30):
         """hsmsignd with --config and args, to completion (for --check and refused configs)."""
-        return subprocess.run([hsmsignd_bin(), "--config", str(config or self.config_path), *args],
+        return subprocess.run([hsmsignd_bin(), "--config", str(config or self.config_path), *ROOT_FLAG, *args],
                               env=self.token_env, capture_output=True, text=True, timeout=timeout)
 
     def ctl(self, *args, timeout=30):
@@ -349,7 +351,7 @@ class Daemon:
         self.starts += 1
         stderr_path = self.workdir / f"stderr.{self.starts}.log"
         with open(stderr_path, "wb") as err:
-            process = subprocess.Popen([hsmsignd_bin(), "--config", str(config or self.config_path)],
+            process = subprocess.Popen([hsmsignd_bin(), "--config", str(config or self.config_path), *ROOT_FLAG],
                                        env=self.token_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=err)
         return process, stderr_path

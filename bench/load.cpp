@@ -1,34 +1,56 @@
-// The load generator: C keep-alive connections over the daemon's Unix socket, each asking for a JWT,
-// waiting for the answer and asking again (or keeping `--pipeline` requests in flight), for T seconds.
+// The load generator: C keep-alive connections over the daemon's Unix socket, each asking for a JWT.
 // One thread and epoll, so the generator itself costs little of the CPU the daemon and token need.
 //
 //   hsmsignd-bench-load --socket PATH [--connections 8] [--seconds 5] [--keyset default] [--pipeline 1]
-//                       [--path /v1/jwt] [--body JSON]
+//                       [--path /v1/jwt] [--body JSON] [--rate R] [--extended]
+//   hsmsignd-bench-load --socket PATH --idle N [--seconds 5]
 //
-// Prints one line: connections rate p50 p99 p999 (microseconds) and the count of non-200 answers.
+// Closed loop (the default): each connection asks, waits for the answer and asks again (or keeps
+// `--pipeline` requests in flight) for T seconds; the rate is what the daemon can take.
+// Open loop (`--rate R`): R requests a second on a fixed schedule, handed to whichever connection has
+// room (up to `--pipeline` in flight); a request the generator could not send on time waits in a
+// backlog, and its latency counts from the time it was due, not from when it was sent. Otherwise a
+// slow answer would delay the requests behind it and hide their wait (coordinated omission).
+//
+// Prints one line: connections rate p50 p99 p999 (microseconds) and the count of non-200 answers;
+// with --extended also: answers, elapsed seconds, and the CPU seconds this generator used itself.
+// --idle N opens N connections, asks once on each, prints "idle N ready ERRORS" once all have answered,
+// then holds them open and quiet for --seconds (for the daemon's memory per idle connection).
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr auto kDrainLimit = std::chrono::seconds(10);  // after the run, answers still owed are waited for this long
+constexpr std::uint64_t kTimerTag = UINT64_MAX;         // the epoll tag of the timer; connections use their index
 
 struct Options {
   std::string socket;
   int connections = 8;
   double seconds = 5;
   int pipeline = 1;
+  double rate = 0;  // requests per second on a fixed schedule; 0: closed loop
+  int idle = 0;     // hold this many quiet connections instead of loading
+  bool extended = false;
   std::string path = "/v1/jwt";
   std::string body;
   std::string keyset = "default";
@@ -36,42 +58,80 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--extended") {
+      o.extended = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw std::runtime_error(k + " needs a value");
+    const std::string v = argv[++i];
     if (k == "--socket") o.socket = v;
-    else if (k == "--connections") o.connections = std::stoi(v);
+    else if (k == "--connections") o.connections = std::max(1, std::stoi(v));
     else if (k == "--seconds") o.seconds = std::stod(v);
     else if (k == "--pipeline") o.pipeline = std::max(1, std::stoi(v));
+    else if (k == "--rate") o.rate = std::stod(v);
+    else if (k == "--idle") o.idle = std::max(1, std::stoi(v));
     else if (k == "--path") o.path = v;
     else if (k == "--body") o.body = v;
     else if (k == "--keyset") o.keyset = v;
     else throw std::runtime_error("unknown option " + k);
   }
   if (o.socket.empty()) throw std::runtime_error("--socket is required");
+  if (o.rate < 0) throw std::runtime_error("--rate must be positive");
   if (o.body.empty()) o.body = R"({"sub":"bench-user","keyset":")" + o.keyset + R"("})";
   return o;
 }
 
-struct Connection {
-  int fd = -1;
-  std::string in;
-  std::deque<Clock::time_point> sent;  // one per request in flight, oldest first
+std::string make_request(const Options& o) {
+  return "POST " + o.path + " HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(o.body.size()) + "\r\n\r\n" + o.body;
+}
+
+std::runtime_error system_error(const std::string& what) { return std::runtime_error(what + ": " + std::strerror(errno)); }
+
+// A file descriptor that closes itself.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  bool open() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
 };
 
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+Fd connect_unix(const std::string& path) {
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.open()) throw system_error("socket");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno));
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw system_error("cannot connect to " + path);
   return fd;
 }
 
 void send_all(int fd, const std::string& data) {
   for (std::size_t done = 0; done < data.size();) {
     const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n < 0) throw std::runtime_error(std::string("send: ") + std::strerror(errno));
+    if (n < 0) throw system_error("send");
     done += static_cast<std::size_t>(n);
   }
 }
@@ -96,71 +156,229 @@ double percentile(std::vector<double>& v, double p) {
   return v[k];
 }
 
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  const auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return tv(u.ru_utime) + tv(u.ru_stime);
+}
+
+// 1,000 idle connections need more descriptors than the usual soft limit of 1,024.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+struct Connection {
+  Fd fd;
+  std::string in;
+  std::deque<Clock::time_point> due;  // one per request in flight, oldest first: when it was due
+};
+
+// epoll over the connections and one timer; the timer wakes the loop at the next scheduled send.
+class EventLoop {
+ public:
+  EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)), timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) {
+    if (!epoll_.open() || !timer_.open()) throw system_error("epoll/timerfd");
+    add(timer_.get(), kTimerTag);
+  }
+
+  void add(int fd, std::uint64_t tag) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw system_error("epoll_ctl");
+  }
+
+  // Clock is steady_clock, which is CLOCK_MONOTONIC on Linux: its time points arm the timer as they are.
+  void wake_at(Clock::time_point when) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+    itimerspec spec{};
+    spec.it_value.tv_sec = std::max<long long>(ns / 1'000'000'000, 0);
+    spec.it_value.tv_nsec = std::max<long long>(ns % 1'000'000'000, 1);
+    ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+  }
+
+  // Waits for readiness; returns the tags of the connections that can be read (the timer is consumed).
+  const std::vector<std::uint64_t>& wait(std::size_t max_events) {
+    events_.resize(max_events + 1);
+    ready_.clear();
+    const int n = ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()), 1000);
+    if (n < 0 && errno != EINTR) throw system_error("epoll_wait");
+    for (int e = 0; e < n; ++e) {
+      const std::uint64_t tag = events_[static_cast<std::size_t>(e)].data.u64;
+      if (tag != kTimerTag) {
+        ready_.push_back(tag);
+        continue;
+      }
+      std::uint64_t expirations = 0;
+      [[maybe_unused]] const ssize_t got = ::read(timer_.get(), &expirations, sizeof expirations);
+    }
+    return ready_;
+  }
+
+ private:
+  Fd epoll_;
+  Fd timer_;
+  std::vector<epoll_event> events_;
+  std::vector<std::uint64_t> ready_;
+};
+
+struct Result {
+  std::vector<double> latencies;  // microseconds
+  long errors = 0;
+  double elapsed = 0;
+};
+
+// Runs one measurement, closed or open loop; see the comment at the top.
+class Generator {
+ public:
+  explicit Generator(const Options& o) : opt_(o), request_(make_request(o)), conns_(static_cast<std::size_t>(o.connections)) {
+    for (std::size_t i = 0; i < conns_.size(); ++i) {
+      conns_[i].fd = connect_unix(o.socket);
+      loop_.add(conns_[i].fd.get(), i);
+    }
+    result_.latencies.reserve(1 << 20);
+  }
+
+  Result run() {
+    start_ = Clock::now();
+    stop_ = start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.seconds));
+    next_due_ = start_;
+    if (open_loop()) interval_ = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / opt_.rate));
+    for (Clock::time_point now = start_; !finished(now); now = Clock::now()) {
+      stopping_ = now >= stop_;
+      schedule_due(now);
+      for (auto& c : conns_) fill(c, now);
+      loop_.wake_at(stopping_ ? stop_ + kDrainLimit : (open_loop() ? next_due_ : stop_));
+      for (std::uint64_t i : loop_.wait(conns_.size())) read_answers(conns_[i], Clock::now());
+    }
+    result_.elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    result_.errors += static_cast<long>(backlog_.size() + in_flight());  // owed and never answered
+    return std::move(result_);
+  }
+
+ private:
+  bool open_loop() const { return opt_.rate > 0; }
+
+  std::size_t in_flight() const {
+    std::size_t n = 0;
+    for (const auto& c : conns_) n += c.due.size();
+    return n;
+  }
+
+  bool finished(Clock::time_point now) const {
+    if (now < stop_) return false;
+    return (backlog_.empty() && in_flight() == 0) || now >= stop_ + kDrainLimit;
+  }
+
+  // Open loop: every slot of the schedule that has come joins the backlog, in order.
+  void schedule_due(Clock::time_point now) {
+    if (!open_loop()) return;
+    for (; next_due_ <= now && next_due_ < stop_; next_due_ += interval_) backlog_.push_back(next_due_);
+  }
+
+  // Sends on this connection until it has --pipeline requests in flight (or nothing is left to send).
+  void fill(Connection& c, Clock::time_point now) {
+    std::string batch;
+    while (c.due.size() < static_cast<std::size_t>(opt_.pipeline)) {
+      if (open_loop()) {
+        if (backlog_.empty()) break;
+        c.due.push_back(backlog_.front());
+        backlog_.pop_front();
+      } else {
+        if (stopping_) break;
+        c.due.push_back(now);
+      }
+      batch += request_;
+    }
+    if (!batch.empty()) send_all(c.fd.get(), batch);
+  }
+
+  void read_answers(Connection& c, Clock::time_point now) {
+    char buf[65536];
+    const ssize_t got = ::recv(c.fd.get(), buf, sizeof buf, 0);
+    if (got <= 0) throw std::runtime_error("the daemon closed a connection");
+    c.in.append(buf, static_cast<std::size_t>(got));
+    while (int status = take_response(c.in)) {
+      if (c.due.empty()) throw std::runtime_error("an answer nobody asked for");
+      if (status != 200) ++result_.errors;
+      result_.latencies.push_back(std::chrono::duration<double, std::micro>(now - c.due.front()).count());
+      c.due.pop_front();
+    }
+    fill(c, now);
+  }
+
+  const Options& opt_;
+  const std::string request_;
+  EventLoop loop_;
+  std::vector<Connection> conns_;
+  std::deque<Clock::time_point> backlog_;  // open loop: due, not yet sent
+  Clock::time_point start_, stop_, next_due_;
+  Clock::duration interval_{};
+  bool stopping_ = false;
+  Result result_;
+};
+
+// --idle: N connections, one answered request each, then quiet for --seconds.
+int hold_idle(const Options& opt) {
+  raise_descriptor_limit();
+  const std::string request = make_request(opt);
+  EventLoop loop;
+  std::vector<Connection> conns(static_cast<std::size_t>(opt.idle));
+  for (std::size_t i = 0; i < conns.size(); ++i) {
+    conns[i].fd = connect_unix(opt.socket);
+    loop.add(conns[i].fd.get(), i);
+    send_all(conns[i].fd.get(), request);
+  }
+  std::size_t waiting = conns.size();
+  long errors = 0;
+  const auto give_up = Clock::now() + kDrainLimit;
+  while (waiting > 0 && Clock::now() < give_up) {
+    for (std::uint64_t i : loop.wait(conns.size())) {
+      Connection& c = conns[i];
+      char buf[4096];
+      const ssize_t got = ::recv(c.fd.get(), buf, sizeof buf, 0);
+      if (got <= 0) throw std::runtime_error("the daemon closed an idle connection");
+      c.in.append(buf, static_cast<std::size_t>(got));
+      while (int status = take_response(c.in)) {
+        if (status != 200) ++errors;
+        --waiting;
+      }
+    }
+  }
+  errors += static_cast<long>(waiting);
+  std::printf("idle %d ready %ld\n", opt.idle, errors);
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::duration<double>(opt.seconds));
+  return errors == 0 ? 0 : 1;
+}
+
+int generate(const Options& opt) {
+  // The schedule's wake-ups are microseconds apart: no timer slack on top of them.
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  const double cpu_before = cpu_seconds();
+  Generator generator(opt);
+  Result r = generator.run();
+  const double cpu = cpu_seconds() - cpu_before;
+  const double rate = static_cast<double>(r.latencies.size()) / r.elapsed;
+  const std::size_t answers = r.latencies.size();
+  const double p50 = percentile(r.latencies, 0.50), p99 = percentile(r.latencies, 0.99),
+               p999 = percentile(r.latencies, 0.999);
+  std::printf("%d %.0f %.0f %.0f %.0f %ld", opt.connections, rate, p50, p99, p999, r.errors);
+  if (opt.extended) std::printf(" %zu %.3f %.3f", answers, r.elapsed, cpu);
+  std::printf("\n");
+  return r.errors == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
   const Options opt = parse(argc, argv);
-  const std::string request = "POST " + opt.path + " HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n" +
-                              "Content-Length: " + std::to_string(opt.body.size()) + "\r\n\r\n" + opt.body;
-  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  std::vector<Connection> conns(static_cast<std::size_t>(opt.connections));
-  for (std::size_t i = 0; i < conns.size(); ++i) {
-    conns[i].fd = connect_unix(opt.socket);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    ::epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
-  }
-
-  std::vector<double> latencies;
-  latencies.reserve(1 << 20);
-  long errors = 0;
-  const auto start = Clock::now();
-  const auto stop = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
-  for (auto& c : conns) {
-    std::string batch;
-    for (int k = 0; k < opt.pipeline; ++k) {
-      batch += request;
-      c.sent.push_back(Clock::now());
-    }
-    send_all(c.fd, batch);
-  }
-  std::vector<epoll_event> events(conns.size());
-  char buf[65536];
-  bool stopping = false;
-  std::size_t open = conns.size();
-  while (open > 0) {
-    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
-    const auto now = Clock::now();
-    if (now >= stop) stopping = true;
-    for (int e = 0; e < n; ++e) {
-      Connection& c = conns[events[static_cast<std::size_t>(e)].data.u64];
-      const ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
-      if (got <= 0) throw std::runtime_error("the daemon closed a connection");
-      c.in.append(buf, static_cast<std::size_t>(got));
-      std::string more;
-      while (int status = take_response(c.in)) {
-        if (status != 200) ++errors;
-        latencies.push_back(std::chrono::duration<double, std::micro>(now - c.sent.front()).count());
-        c.sent.pop_front();
-        if (!stopping) {
-          more += request;
-          c.sent.push_back(now);
-        }
-      }
-      if (!more.empty()) send_all(c.fd, more);
-      if (stopping && c.sent.empty() && c.fd >= 0) {
-        ::close(c.fd);
-        c.fd = -1;
-        --open;
-      }
-    }
-  }
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  const double rate = static_cast<double>(latencies.size()) / elapsed;
-  const double p50 = percentile(latencies, 0.50), p99 = percentile(latencies, 0.99), p999 = percentile(latencies, 0.999);
-  std::printf("%d %.0f %.0f %.0f %.0f %ld\n", opt.connections, rate, p50, p99, p999, errors);
-  return errors == 0 ? 0 : 1;
+  return opt.idle > 0 ? hold_idle(opt) : generate(opt);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "hsmsignd-bench-load: %s\n", e.what());
   return 1;

@@ -88,13 +88,18 @@ Token open_token(const config::Config& config) {
   return {std::move(*module), std::move(*pool)};
 }
 
-server::Limits limits_from(const config::Config& c) {
+server::Limits limits_from(const config::Config& c, std::size_t max_connections) {
   server::Limits l;
   l.max_body = c.server.max_body;
   l.request_timeout = c.server.request_timeout;
   l.idle_timeout = c.server.idle_timeout;
+  l.max_connections = max_connections;
   return l;
 }
+
+// Each listener has its own cap, so that the JWKS listener, open to every local process, cannot use up
+// what issuers and the admin socket need.
+constexpr std::size_t kIssuerConnections = 4096, kAdminConnections = 64, kJwksConnections = 1024;
 
 std::unique_ptr<audit::AuditLog> open_audit(const config::Config& config) {
   try {
@@ -140,7 +145,9 @@ struct Daemon::Parts {
                 }),
         queue(token.pool->size(), kMaxQueuedSignatures),
         metrics(metric_keysets(config)),
-        limits(limits_from(config)),
+        limits(limits_from(config, kIssuerConnections)),
+        admin_limits(limits_from(config, kAdminConnections)),
+        jwks_limits(limits_from(config, kJwksConnections)),
         api({config, keyring, queue, metrics, health, *token.pool, *audit}),
         admin(config, *token.pool, keyring, metrics, *audit) {}
 
@@ -150,7 +157,7 @@ struct Daemon::Parts {
   signing::SignQueue queue;
   metrics::Metrics metrics;
   api::Health health;
-  server::Limits limits;
+  server::Limits limits, admin_limits, jwks_limits;
   server::InFlight in_flight;
   api::IssuerApi api;
   api::AdminApi admin;
@@ -220,12 +227,12 @@ void Daemon::start() {
             parts_->admin.handle(peer, request, std::move(reply));
           };
         },
-        p.limits, p.in_flight, inherited.adopt_unix(config_.server.admin_socket));
+        p.admin_limits, p.in_flight, inherited.adopt_unix(config_.server.admin_socket));
     if (!config_.jwks.listen.empty())
       p.jwks.emplace(
           p.io, config_.jwks.listen_host, config_.jwks.listen_port,
           [this](const api::HttpRequest& request, api::Reply reply) { parts_->api.handle_public(request, std::move(reply)); },
-          p.limits, p.in_flight, inherited.adopt_tcp(config_.jwks.listen_host, config_.jwks.listen_port));
+          p.jwks_limits, p.in_flight, inherited.adopt_tcp(config_.jwks.listen_host, config_.jwks.listen_port));
   } catch (const std::exception& e) {
     throw StartupError(1, e.what());
   }

@@ -8,3 +8,5 @@ scripts/install-deps.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)"
+# The soak test in short form: full load on the daemon this build made; memory, descriptors flat.
+BUILD_DIR="$build" bench/soak.sh 20 8

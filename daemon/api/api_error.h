@@ -6,7 +6,7 @@
 namespace hsmsignd::api {
 
 struct ApiError {
-  int status;           // 400, 403, 404, 405, 408, 413, 429, 503
+  int status;           // 400, 403, 404, 405, 408, 413, 429, 500, 503
   std::string message;  // for a person; never a secret, a stack trace or PKCS#11 internals beyond CKR_ names
 
   std::string code() const;  // bad_request, forbidden, …
@@ -20,6 +20,8 @@ struct ApiError {
   static ApiError too_large(std::string m) { return {413, std::move(m)}; }
   static ApiError overloaded(std::string m) { return {429, std::move(m)}; }
   static ApiError unavailable(std::string m) { return {503, std::move(m)}; }
+  // A bug of ours, never the client's; outside the contract's codes, so its code is plain "error".
+  static ApiError internal(std::string m) { return {500, std::move(m)}; }
 };
 
 }  // namespace hsmsignd::api

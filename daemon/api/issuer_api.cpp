@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/json_body.h"
+#include "api/json_writer.h"
 #include "api/requests.h"
 #include "api/token_builder.h"
 #include "common/rfc3339.h"
@@ -165,12 +166,17 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
       },
       [jti = claims.jti, iat = claims.iat, exp = claims.exp](const keyring::Key& key, const std::string& input,
                                                             const Bytes& signature) {
-        return json_response({{"jwt", jose::compact(input, signature)},
-                              {"kid", key.kid},
-                              {"alg", name(key.algorithm)},
-                              {"jti", jti},
-                              {"iat", iat},
-                              {"exp", exp}});
+        std::string body;
+        body.reserve(input.size() + 2 * signature.size() + 160);
+        JsonObjectWriter(body)
+            .string("alg", name(key.algorithm))
+            .number("exp", exp)
+            .number("iat", iat)
+            .string("jti", jti)
+            .string("jwt", jose::compact(input, signature))
+            .string("kid", key.kid)
+            .close();
+        return HttpResponse{200, std::move(body), "application/json", {}, {}};
       });
 }
 

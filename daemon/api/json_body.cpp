@@ -27,6 +27,9 @@ Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
       duplicate = parsed.get<std::string>();
     return !too_deep && duplicate.empty();  // stop building once the body is refused
   };
+  // nlohmann's lexer takes a NUL byte for the end of the input and would never look at what follows it.
+  if (const auto nul = body.find('\0'); nul != std::string_view::npos)
+    return ApiError::bad_request("malformed JSON: a NUL byte at byte " + std::to_string(nul + 1));
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(body.begin(), body.end(), check);
@@ -35,6 +38,10 @@ Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
     if (!duplicate.empty()) return ApiError::bad_request("duplicate member \"" + duplicate + "\"");
     // nlohmann's own text quotes the bytes it read; the position is enough and echoes nothing back.
     return ApiError::bad_request("malformed JSON (or invalid UTF-8) at byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::out_of_range&) {
+    return ApiError::bad_request("malformed JSON: a number too large to represent");
+  } catch (const nlohmann::json::exception&) {
+    return ApiError::bad_request("malformed JSON");
   }
   if (too_deep) return ApiError::bad_request("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
   if (!duplicate.empty()) return ApiError::bad_request("duplicate member \"" + duplicate + "\"");

@@ -2,16 +2,19 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "hsmsignd/bytes.h"
+#include "api/json_writer.h"
 #include "jose/base64url.h"
 
 namespace hsmsignd::api {
 
 std::string jwt_header(Algorithm alg, std::string_view kid, std::string_view typ) {
-  nlohmann::ordered_json h = {{"alg", name(alg)}, {"kid", kid}, {"typ", typ}};
-  return h.dump();
+  std::string h;
+  JsonObjectWriter(h).string("alg", name(alg)).string("kid", kid).string("typ", typ).close();
+  return h;
 }
 
 std::string jws_header(Algorithm alg, std::string_view kid, const std::optional<std::string>& typ,
@@ -23,21 +26,31 @@ std::string jws_header(Algorithm alg, std::string_view kid, const std::optional<
 }
 
 std::string jwt_payload(const JwtClaims& c) {
-  nlohmann::ordered_json p;
-  p["iss"] = c.iss;
-  p["sub"] = c.sub;
-  if (c.aud_is_array)
-    p["aud"] = c.aud;
-  else
-    p["aud"] = c.aud.front();
-  p["iat"] = c.iat;
-  p["nbf"] = c.iat;
-  p["exp"] = c.exp;
-  p["jti"] = c.jti;
-  if (c.extra)
-    for (const auto& [key, value] : c.extra->items())
-      if (!p.contains(key)) p[key] = value;  // a private claim never replaces a registered one
-  return p.dump();
+  std::string p;
+  p.reserve(256);
+  JsonObjectWriter w(p);
+  w.string("iss", c.iss).string("sub", c.sub);
+  if (c.aud_is_array) {
+    std::string aud = "[";
+    for (const auto& a : c.aud) {
+      if (aud.size() > 1) aud += ',';
+      append_json_string(aud, a);
+    }
+    w.json("aud", aud + ']');
+  } else {
+    w.string("aud", c.aud.front());
+  }
+  w.number("iat", c.iat).number("nbf", c.iat).number("exp", c.exp).string("jti", c.jti);
+  if (c.extra) {
+    static constexpr std::string_view kRegistered[] = {"iss", "sub", "aud", "iat", "nbf", "exp", "jti"};
+    for (const auto& [key, value] : c.extra->items()) {
+      // A private claim never replaces a registered one.
+      if (std::find(std::begin(kRegistered), std::end(kRegistered), key) == std::end(kRegistered))
+        w.json(key, value.dump());
+    }
+  }
+  w.close();
+  return p;
 }
 
 std::string new_jti() {

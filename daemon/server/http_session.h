@@ -16,6 +16,8 @@
 
 #include "api/api_error.h"
 #include "api/http_types.h"
+#include "log/log.h"
+#include "server/idle_connections.h"
 #include "server/limits.h"
 
 namespace hsmsignd::server {
@@ -38,17 +40,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   using Socket = typename Protocol::socket;
 
   HttpSession(Socket socket, Handler handler, const Limits& limits, InFlight& in_flight,
-              std::function<void()> on_close)
+              std::function<void()> on_close, std::shared_ptr<ConnectionSlots> slots = nullptr)
       : stream_(std::move(socket)),
         timer_(stream_.get_executor()),
         buffer_(limits.max_header + limits.max_body + 4096),
         handler_(std::move(handler)),
         limits_(limits),
         in_flight_(in_flight),
-        on_close_(std::move(on_close)) {
+        on_close_(std::move(on_close)),
+        slots_(std::move(slots)) {
     in_flight_.connections.fetch_add(1);
+    if (slots_) slots_->opened();
   }
   ~HttpSession() {
+    leave_idle();
+    if (slots_) slots_->closed();
     in_flight_.connections.fetch_sub(1);
     if (on_close_) on_close_();
   }
@@ -64,7 +70,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   void wait_for_request() {
     if (buffer_.size() > 0) return read_request();
     arm(limits_.idle_timeout);
+    if (slots_) {
+      // Until its first byte, this connection is what gives way when the listener is full.
+      idle_ = slots_->idle([weak = this->weak_from_this()] {
+        auto self = weak.lock();
+        if (!self) return;
+        self->idle_.reset();
+        beast::error_code ignored;
+        self->stream_.cancel(ignored);
+      });
+    }
     stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->leave_idle();
       self->disarm();
       if (ec) return self->close();  // idle timeout, or the peer left: nothing to answer
       self->buffer_.commit(n);
@@ -87,6 +104,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     });
   }
 
+  void leave_idle() {
+    if (idle_) slots_->busy(*idle_);
+    idle_.reset();
+  }
+
   void read_request() {
     parser_.emplace();
     parser_->body_limit(limits_.max_body);
@@ -105,6 +127,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   void on_read(beast::error_code ec) {
     disarm();
     keep_alive_ = false;
+    head_only_ = false;  // an answer refusing this request has a body, whatever the previous one was
     if (timed_out_) return fail(api::ApiError::timeout("the request did not arrive in time"));
     if (ec == http::error::end_of_stream || ec == asio::error::eof) return close();
     if (ec == http::error::body_limit) return fail(api::ApiError::too_large("the body exceeds " + std::to_string(limits_.max_body) + " bytes"));
@@ -120,6 +143,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     // Both framings at once is how requests are smuggled past a proxy: refuse, and close.
     if (req.find(http::field::content_length) != req.end() && req.find(http::field::transfer_encoding) != req.end())
       return fail(api::ApiError::bad_request("Content-Length together with Transfer-Encoding"));
+    // Only "chunked", alone and in HTTP/1.1, frames a body we can read. Any other coding would leave the
+    // body to be parsed as the next request (RFC 9112 §6.3: answer 400 and close).
+    if (req.count(http::field::transfer_encoding) > 1 ||
+        (req.find(http::field::transfer_encoding) != req.end() &&
+         (!beast::iequals(req[http::field::transfer_encoding], "chunked") || !parser_->chunked() ||
+          req.version() != 11)))
+      return fail(api::ApiError::bad_request("Transfer-Encoding other than a single \"chunked\" in HTTP/1.1"));
 
     api::HttpRequest request;
     request.method = std::string(req.method_string());
@@ -131,12 +161,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     head_only_ = req.method() == http::verb::head;
 
     in_flight_.requests.fetch_add(1);
-    handler_(request, [self = this->shared_from_this()](api::HttpResponse response) {
-      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
-        self->in_flight_.requests.fetch_sub(1);
-        self->write(std::move(response));
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    try {
+      handler_(request, [self = this->shared_from_this(), answered](api::HttpResponse response) {
+        answered->store(true);
+        asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+          self->in_flight_.requests.fetch_sub(1);
+          self->write(std::move(response));
+        });
       });
-    });
+    } catch (const std::exception& e) {
+      // A bug in a handler must cost this request, not the daemon and everyone else's requests.
+      log::error("handler_failed", {{"target", request.target}, {"error", e.what()}});
+      if (answered->load()) return;
+      in_flight_.requests.fetch_sub(1);
+      fail(api::ApiError::internal("internal error"));
+    }
   }
 
   static std::size_t header_size(const http::request<http::string_body>& req) {
@@ -207,6 +247,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   const Limits& limits_;
   InFlight& in_flight_;
   std::function<void()> on_close_;
+  std::shared_ptr<ConnectionSlots> slots_;
+  std::optional<ConnectionSlots::Idle> idle_;  // set while waiting idle for a request
   bool keep_alive_ = false;
   bool head_only_ = false;
   bool linger_ = false;

@@ -11,7 +11,9 @@ struct Limits {
   std::size_t max_header = 8192;     // larger headers get 413 too
   std::chrono::milliseconds request_timeout{10'000};  // a started request must be complete by then: 408
   std::chrono::milliseconds idle_timeout{60'000};     // a keep-alive connection waiting longer is closed
-  std::size_t max_connections = 4096;  // more are answered 429 and closed
+  // Per listener. At the cap the oldest idle connection is closed for a new one; with none idle, the
+  // new one is answered 429 and closed.
+  std::size_t max_connections = 4096;
 };
 
 }  // namespace hsmsignd::server

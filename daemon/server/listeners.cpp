@@ -33,12 +33,15 @@ void prepare_socket_path(const std::filesystem::path& path) {
 }
 
 template <class Protocol>
-void start_session(typename Protocol::socket socket, Handler handler, const Limits& limits, InFlight& in_flight) {
-  auto session = std::make_shared<HttpSession<Protocol>>(std::move(socket), std::move(handler), limits, in_flight, nullptr);
-  if (static_cast<std::size_t>(in_flight.connections.load()) > limits.max_connections)
-    session->refuse(api::ApiError::overloaded("too many connections"));
-  else
+void start_session(typename Protocol::socket socket, Handler handler, const Limits& limits, InFlight& in_flight,
+                   const std::shared_ptr<ConnectionSlots>& slots) {
+  const bool room = slots->make_room();
+  auto session =
+      std::make_shared<HttpSession<Protocol>>(std::move(socket), std::move(handler), limits, in_flight, nullptr, slots);
+  if (room)
     session->start();
+  else
+    session->refuse(api::ApiError::overloaded("too many connections, none of them idle"));
 }
 
 }  // namespace
@@ -57,7 +60,8 @@ UnixListener::UnixListener(asio::io_context& io, std::filesystem::path path, uns
       owns_path_(!adopted),
       factory_(std::move(factory)),
       limits_(limits),
-      in_flight_(in_flight) {
+      in_flight_(in_flight),
+      slots_(std::make_shared<ConnectionSlots>(limits.max_connections)) {
   if (adopted) {
     // systemd made it, with the unit's SocketMode= and SocketGroup=, and keeps it across our restarts.
     acceptor_.assign(local(), *adopted);
@@ -93,7 +97,7 @@ void UnixListener::accept() {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       const policy::Peer peer = peer_of(socket.native_handle());  // before a byte of the request is read
-      start_session<local>(std::move(socket), factory_(peer), limits_, in_flight_);
+      start_session<local>(std::move(socket), factory_(peer), limits_, in_flight_, slots_);
     } else {
       log::warning("accept_failed", {{"socket", path_.string()}, {"error", ec.message()}});
     }
@@ -103,7 +107,11 @@ void UnixListener::accept() {
 
 TcpListener::TcpListener(asio::io_context& io, const std::string& host, unsigned short port, Handler handler,
                          const Limits& limits, InFlight& in_flight, std::optional<int> adopted)
-    : acceptor_(io), handler_(std::move(handler)), limits_(limits), in_flight_(in_flight) {
+    : acceptor_(io),
+      handler_(std::move(handler)),
+      limits_(limits),
+      in_flight_(in_flight),
+      slots_(std::make_shared<ConnectionSlots>(limits.max_connections)) {
   const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(host), port);
   if (adopted) {
     acceptor_.assign(endpoint.protocol(), *adopted);
@@ -127,7 +135,7 @@ void TcpListener::close() {
 void TcpListener::accept() {
   acceptor_.async_accept(asio::make_strand(acceptor_.get_executor()), [this](beast::error_code ec, asio::ip::tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) start_session<asio::ip::tcp>(std::move(socket), handler_, limits_, in_flight_);
+    if (!ec) start_session<asio::ip::tcp>(std::move(socket), handler_, limits_, in_flight_, slots_);
     accept();
   });
 }

@@ -44,6 +44,7 @@ class UnixListener {
   PeerHandlerFactory factory_;
   const Limits& limits_;
   InFlight& in_flight_;
+  std::shared_ptr<ConnectionSlots> slots_;  // this listener's cap: sessions keep it alive after close()
 };
 
 class TcpListener {
@@ -61,6 +62,7 @@ class TcpListener {
   Handler handler_;
   const Limits& limits_;
   InFlight& in_flight_;
+  std::shared_ptr<ConnectionSlots> slots_;
 };
 
 // The peer of a connected Unix socket, from SO_PEERCRED.

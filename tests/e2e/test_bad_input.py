@@ -153,6 +153,17 @@ class BadHttpTest(DaemonTestCase):
                 self.assertTrue(closed, "after a malformed request the framing is lost: close")
                 self.assertStillServes()
 
+    def test_a_refusal_after_a_head_request_carries_its_body(self):
+        # Found by fuzzing (tests/fuzz/findings/002): the refusal used to go out as if it answered HEAD,
+        # with a Content-Length and no body, so the client waited for bytes that never came.
+        with self.daemon.raw() as conn:
+            conn.send(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"POST /v1/jwt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+            self.assertTrue(conn.readline().startswith(b"HTTP/1.1 "))
+            while conn.readline() not in (b"\r\n", b""):
+                pass  # HEAD: headers only
+            self.assertError(conn.response(), 400, "bad_request")
+
     def test_a_chunked_body_alone_is_read(self):
         body = b'{"sub":"user-1"}'
         data = (b"POST /v1/jwt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -149,3 +149,26 @@ TEST_F(JsonBody, ErrorsDoNotEchoTheBody) {
 
 }  // namespace
 }  // namespace hsmsignd::api
+
+namespace hsmsignd::api {
+namespace {
+
+// Found by fuzzing (tests/fuzz/findings/001, 003): both used to get past the strict parser.
+TEST(JsonBodyFuzzFindings, ANulByteIsRefusedNotTakenForTheEnd) {
+  const std::string body("{\"sub\":\"a\"}\0{\"junk\"", 20);
+  auto parsed = parse_object(body);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().status, 400);
+  EXPECT_NE(parsed.error().message.find("NUL"), std::string::npos) << parsed.error().message;
+}
+
+TEST(JsonBodyFuzzFindings, ANumberTooLargeIsA400NotAnEscapingException) {
+  for (const char* body : {R"({"ttl":1e999})", R"({"ttl":-1e999})", R"({"a":[1e400]})"}) {
+    auto parsed = parse_object(body);
+    ASSERT_FALSE(parsed) << body;
+    EXPECT_EQ(parsed.error().status, 400) << body;
+  }
+}
+
+}  // namespace
+}  // namespace hsmsignd::api

@@ -2,6 +2,8 @@
 // JWT IDs that are long and random enough to be unique.
 #include "api/token_builder.h"
 
+#include "api/json_writer.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -143,6 +145,24 @@ TEST_F(TokenBuilder, JwtIdBitsAreNotStuck) {
     EXPECT_GT(ones[bit], 400) << "bit " << bit;
     EXPECT_LT(ones[bit], 600) << "bit " << bit;
   }
+}
+
+}  // namespace
+}  // namespace hsmsignd::api
+
+namespace hsmsignd::api {
+namespace {
+
+// The direct writer must give what nlohmann's dump() gives, for every character class a client may send.
+TEST(JsonWriter, WritesWhatNlohmannDumpWrites) {
+  std::string tricky = "quote\" backslash\\ slash/ tab\t nl\n cr\r bs\b ff\f nul";
+  tricky += '\0';
+  tricky += " \x01\x1f\x7f é 日本 😀";
+  std::string out;
+  JsonObjectWriter(out).string("k\"ey", tricky).number("n", -42).json("raw", "[1,2]").close();
+  const nlohmann::ordered_json expected = {{"k\"ey", tricky}, {"n", -42}, {"raw", {1, 2}}};
+  EXPECT_EQ(out, expected.dump());
+  EXPECT_EQ(nlohmann::ordered_json::parse(out), expected);
 }
 
 }  // namespace

@@ -1,0 +1,45 @@
+// Writes a flat JSON object straight into a string, for the answers and claims built on every request:
+// building an nlohmann DOM only to serialise it at once costs more than the rest of the request's
+// bookkeeping. The output is what nlohmann's dump() gives for the same members.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace hsmsignd::api {
+
+// `s` as a JSON string literal (UTF-8 passes through; `s` is valid UTF-8, checked where it came in).
+void append_json_string(std::string& out, std::string_view s);
+
+class JsonObjectWriter {
+ public:
+  explicit JsonObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
+  JsonObjectWriter& string(std::string_view key, std::string_view value) {
+    append_json_string(member(key), value);
+    return *this;
+  }
+  JsonObjectWriter& number(std::string_view key, std::int64_t value) {
+    member(key) += std::to_string(value);
+    return *this;
+  }
+  // A value that is already JSON text.
+  JsonObjectWriter& json(std::string_view key, std::string_view value) {
+    member(key) += value;
+    return *this;
+  }
+  void close() { out_ += '}'; }
+
+ private:
+  std::string& member(std::string_view key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    append_json_string(out_, key);
+    out_ += ':';
+    return out_;
+  }
+  std::string& out_;
+  bool first_ = true;
+};
+
+}  // namespace hsmsignd::api

@@ -42,6 +42,8 @@
 # A full run (defaults, 3 s a row) takes about 3 minutes; `bench/run.sh 1 1 8` with ALGS="ES256 RS256" about 30 s.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/config.sh
+source bench/config.sh
 seconds=${1:-3}
 shift || true
 connections=(1 2 4 8 16 64)
@@ -119,28 +121,7 @@ vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }        # v
 met() { awk "BEGIN { exit !($1) }" && echo yes || echo no; }
 
 write_config() {  # write_config FILE AUDIT_FILE
-  {
-    cat <<TOML
-[token]
-module = "/usr/lib/softhsm/libsofthsm2.so"
-label = "bench"
-pin_file = "token/pin"
-sessions = 4
-verify_signatures = "${VERIFY:-all}"
-[server]
-socket = "run/sign.sock"
-admin_socket = "run/admin.sock"
-[jwks]
-listen = ""
-[state]
-dir = "run"
-[audit]
-file = "$2"
-TOML
-    for alg in "${config_algorithms[@]}"; do printf '[[keyset]]\nname = "%s"\nalgorithm = "%s"\n' "${alg,,}" "$alg"; done
-    printf '[[client]]\nname = "bench"\nuids = [%s]\nkeysets = [%s]\nissuer = "https://bench.example"\naudiences = ["bench"]\n' \
-      "$(id -u)" "$(printf '"%s",' "${config_algorithms[@],,}" | sed 's/,$//')"
-  } >"$1"
+  bench_config bench "$2" "${config_algorithms[@]}" >"$1"
 }
 
 start_daemon() {  # start_daemon CONFIG: returns once /healthz answers 200

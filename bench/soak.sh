@@ -19,6 +19,8 @@
 # size and rotated files are deleted as a log shipper would; default 64 MiB).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/config.sh
+source bench/config.sh
 seconds=${1:-600}
 connections=${2:-16}
 [[ "$seconds" =~ ^[0-9]+$ && "$connections" =~ ^[0-9]+$ && "$seconds" -ge 4 && "$connections" -ge 1 ]] || {
@@ -34,7 +36,7 @@ scripts/install-deps.sh
 cmake --build "$build" -j"$(nproc)" --target hsmsignd hsmsignd-bench-load >/dev/null
 
 work=$(mktemp -d)
-daemon= load=
+daemon='' load=''
 cleanup() {
   [ -n "$load" ] && kill "$load" 2>/dev/null && wait "$load" 2>/dev/null
   [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
@@ -44,33 +46,7 @@ trap cleanup EXIT
 eval "$(softhsm-config/make-token.sh "$work/token" soak)"
 
 mkdir -p "$work/run"
-cat > "$work/hsmsignd.toml" <<TOML
-[token]
-module = "/usr/lib/softhsm/libsofthsm2.so"
-label = "soak"
-pin_file = "token/pin"
-sessions = 4
-verify_signatures = "${VERIFY:-all}"
-[server]
-socket = "run/sign.sock"
-admin_socket = "run/admin.sock"
-[jwks]
-listen = ""
-[state]
-dir = "run"
-[audit]
-file = "run/audit.jsonl"
-max_size = ${AUDIT_MAX_SIZE:-67108864}
-[[keyset]]
-name = "default"
-algorithm = "$alg"
-[[client]]
-name = "soak"
-uids = [$(id -u)]
-keysets = ["default"]
-issuer = "https://soak.example"
-audiences = ["soak"]
-TOML
+AUDIT_MAX_SIZE=${AUDIT_MAX_SIZE:-67108864} bench_config soak run/audit.jsonl "$alg" >"$work/hsmsignd.toml"
 # hsmsignd refuses root unless told; this throw-away token is the one case to allow it.
 root_flag=$([ "$(id -u)" = 0 ] && echo --allow-root || true)
 "$build/daemon/hsmsignd" --config "$work/hsmsignd.toml" $root_flag 2>"$work/daemon.log" &
@@ -88,6 +64,7 @@ jwt_counts() {
 
 # The generator runs a little longer than the sampling, so that every sample is taken under full load.
 "$build/bench/hsmsignd-bench-load" --socket "$sock" --connections "$connections" --seconds "$((seconds + 2))" \
+  --keyset "${alg,,}" \
   >"$work/load.txt" 2>"$work/load.err" &
 load=$!
 

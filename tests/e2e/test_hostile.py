@@ -3,7 +3,7 @@
 Each test starts its own daemon, runs a well-behaved client (its own process, hostile_support.GoodClient)
 alone to measure its baseline latency, then runs one attack beside it and checks that:
   - every request of the good client got a 200 with a token that verifies against the JWKS (jwcrypto),
-    and its p99 under attack stays under max(10 x its baseline p99, 250 ms): a stalled daemon fails;
+    and its p99 under attack stays under max(10 x its baseline p99, 750 ms): a stalled daemon fails;
   - the daemon did what the attack called for (timeouts, refusals, JSON errors, never a 5xx, never a
     second request smuggled through a connection whose framing was lost);
   - afterwards its descriptors are back to the idle count (+-2) and its RSS within 20 MiB of the warm
@@ -48,7 +48,9 @@ SLOW_READERS = env_int("HOSTILE_SLOW_READERS", 40)
 SLOW_READER_BYTES = env_int("HOSTILE_SLOW_READER_BYTES", 1 << 20)
 HALF_OPEN = env_int("HOSTILE_HALF_OPEN", 50)  # of each of four kinds
 
-LATENCY_FLOOR_MS = 250.0
+# On 2 shared cores a busy neighbour alone can delay one request by a few hundred ms; a stalled daemon
+# (a blocked I/O thread, a lock held across a token call) delays every request by seconds.
+LATENCY_FLOOR_MS = 750.0
 LATENCY_FACTOR = 10.0
 RSS_SLACK_KIB = 20 * 1024
 RSS_PER_CONNECTION_KIB = 16

@@ -1,0 +1,36 @@
+# Sourced by bench/run.sh and bench/soak.sh: the daemon's configuration on a throw-away token.
+#
+#   bench_config TOKEN_LABEL AUDIT_FILE ALGORITHM...
+#
+# prints the TOML: sockets under run/, no JWKS listener, one keyset per algorithm (named as the algorithm
+# in lower case) and one client, this uid, that may use them all. VERIFY sets verify_signatures (all);
+# AUDIT_MAX_SIZE, when set, the audit log's rotation size.
+bench_config() {
+  local label=$1 audit=$2
+  shift 2
+  cat <<TOML
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+label = "$label"
+pin_file = "token/pin"
+sessions = 4
+verify_signatures = "${VERIFY:-all}"
+[server]
+socket = "run/sign.sock"
+admin_socket = "run/admin.sock"
+[jwks]
+listen = ""
+[state]
+dir = "run"
+[audit]
+file = "$audit"
+TOML
+  [ -z "${AUDIT_MAX_SIZE:-}" ] || echo "max_size = $AUDIT_MAX_SIZE"
+  local alg names=()
+  for alg in "$@"; do
+    printf '[[keyset]]\nname = "%s"\nalgorithm = "%s"\n' "${alg,,}" "$alg"
+    names+=("\"${alg,,}\"")
+  done
+  printf '[[client]]\nname = "bench"\nuids = [%s]\nkeysets = [%s]\nissuer = "https://bench.example"\naudiences = ["bench"]\n' \
+    "$(id -u)" "$(IFS=,; echo "${names[*]}")"
+}

@@ -12,6 +12,7 @@ packages=(
   softhsm2 opensc                               # the token, and pkcs11-tool as an independent client
   python3 python3-jwcrypto curl                 # independent JOSE verification in end-to-end tests
   systemd util-linux                            # systemd-analyze, -socket-activate, -sysusers; setpriv
+  clang libclang-rt-14-dev                      # libFuzzer and the sanitizers (tests/fuzz)
 )
 
 missing=()

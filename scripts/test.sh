@@ -10,3 +10,5 @@ cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)"
 # The soak test in short form: full load on the daemon this build made; memory, descriptors flat.
 BUILD_DIR="$build" bench/soak.sh 20 8
+# The fuzz targets in short form (clang, ASan + UBSan): every finding's reproducer, then 20 s each.
+tests/fuzz/run.sh "$build-fuzz" 20

@@ -1,5 +1,6 @@
 #include "api/json_body.h"
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -11,7 +12,7 @@ constexpr int kMaxDepth = 16;
 
 Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
   std::vector<std::set<std::string>> members;  // names seen in each open object
-  std::string duplicate;
+  std::optional<std::string> duplicate;  // "" is a name too, so emptiness can't mean "none"
   bool too_deep = false;
   int depth = 0;  // open containers, counted here: the parser's own depth argument is one off for some events
   auto check = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
@@ -23,9 +24,9 @@ Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
     if (event == E::object_start) members.emplace_back();
     if (event == E::object_end && !members.empty()) members.pop_back();
     if (event == E::key && !members.empty() && !members.back().insert(parsed.get<std::string>()).second &&
-        duplicate.empty())
+        !duplicate)
       duplicate = parsed.get<std::string>();
-    return !too_deep && duplicate.empty();  // stop building once the body is refused
+    return !too_deep && !duplicate;  // stop building once the body is refused
   };
   // nlohmann's lexer takes a NUL byte for the end of the input and would never look at what follows it.
   if (const auto nul = body.find('\0'); nul != std::string_view::npos)
@@ -35,7 +36,7 @@ Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
     doc = nlohmann::json::parse(body.begin(), body.end(), check);
   } catch (const nlohmann::json::parse_error& e) {
     if (too_deep) return ApiError::bad_request("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
-    if (!duplicate.empty()) return ApiError::bad_request("duplicate member \"" + duplicate + "\"");
+    if (duplicate) return ApiError::bad_request("duplicate member \"" + *duplicate + "\"");
     // nlohmann's own text quotes the bytes it read; the position is enough and echoes nothing back.
     return ApiError::bad_request("malformed JSON (or invalid UTF-8) at byte " + std::to_string(e.byte));
   } catch (const nlohmann::json::out_of_range&) {
@@ -44,7 +45,7 @@ Expected<nlohmann::json, ApiError> parse_object(std::string_view body) {
     return ApiError::bad_request("malformed JSON");
   }
   if (too_deep) return ApiError::bad_request("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
-  if (!duplicate.empty()) return ApiError::bad_request("duplicate member \"" + duplicate + "\"");
+  if (duplicate) return ApiError::bad_request("duplicate member \"" + *duplicate + "\"");
   if (!doc.is_object()) return ApiError::bad_request("the body must be a JSON object");
   return doc;
 }

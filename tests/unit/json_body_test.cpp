@@ -153,13 +153,19 @@ TEST_F(JsonBody, ErrorsDoNotEchoTheBody) {
 namespace hsmsignd::api {
 namespace {
 
-// Found by fuzzing (tests/fuzz/findings/001, 003): both used to get past the strict parser.
+// Found by fuzzing (tests/fuzz/findings/001, 003, 004): each used to get past the strict parser.
 TEST(JsonBodyFuzzFindings, ANulByteIsRefusedNotTakenForTheEnd) {
   const std::string body("{\"sub\":\"a\"}\0{\"junk\"", 20);
   auto parsed = parse_object(body);
   ASSERT_FALSE(parsed);
   EXPECT_EQ(parsed.error().status, 400);
   EXPECT_NE(parsed.error().message.find("NUL"), std::string::npos) << parsed.error().message;
+}
+
+TEST(JsonBodyFuzzFindings, ADuplicatedEmptyNameIsADuplicateToo) {  // findings/004
+  auto parsed = parse_object(R"({"claims":{"":"a","":"b"}})");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("duplicate member \"\""), std::string::npos) << parsed.error().message;
 }
 
 TEST(JsonBodyFuzzFindings, ANumberTooLargeIsA400NotAnEscapingException) {

@@ -321,6 +321,7 @@ int Daemon::run() {
   ::sd_notifyf(0, "READY=1\nSTATUS=serving %zu keyset(s) from token \"%s\"", config_.keysets.size(),
                p.token.pool->token().label.c_str());
   p.io.run();
+  p.watch.reset();  // no recovery line may follow the stop line
   p.keyring.stop();
   p.queue.stop();
   // The last lines: the stop, and a checkpoint that covers everything before it.

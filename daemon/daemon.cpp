@@ -148,7 +148,7 @@ struct Daemon::Parts {
         limits(limits_from(config, kIssuerConnections)),
         admin_limits(limits_from(config, kAdminConnections)),
         jwks_limits(limits_from(config, kJwksConnections)),
-        api({config, keyring, queue, metrics, health, *token.pool, *audit}),
+        api({config, keyring, queue, metrics, health, *token.pool, *audit, in_flight.connections}),
         admin(config, *token.pool, keyring, metrics, *audit) {}
 
   Token token;

@@ -144,15 +144,11 @@ Result<SigningKey> Signer::reload(SessionRef s) {
 template <class F>
 Result<Bytes> Signer::with_key(F&& fn) {
   return pool_.run([&](SessionRef s) -> Result<Bytes> {
-    if (handle_generation_.load() != pool_.generation()) {
-      // After a re-initialisation the old handle may name another object: never sign with it.
-      auto fresh = reload(s);
-      if (!fresh) return fresh.error();
-      return fn(s, *fresh);
+    // After a re-initialisation the cached handle may name another object: never sign with it.
+    if (handle_generation_.load() == pool_.generation()) {
+      auto result = fn(s, SigningKey{{}, handle_.load(), algorithm_, signature_size_});
+      if (result || !result.error().handle_stale()) return result;
     }
-    SigningKey key{{}, handle_.load(), algorithm_, signature_size_};
-    auto result = fn(s, key);
-    if (result || !result.error().handle_stale()) return result;
     auto fresh = reload(s);
     if (!fresh) return fresh.error();
     return fn(s, *fresh);

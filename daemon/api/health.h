@@ -15,7 +15,6 @@ class Health {
   // Each returns whether the status changed, so the caller logs transitions and not every request.
   bool token_ok();
   bool token_failed(std::string reason);  // e.g. "C_Sign: CKR_DEVICE_REMOVED"
-  bool failing() const { return failing_.load(std::memory_order_relaxed); }
 
   struct Report {
     Status status;

@@ -280,7 +280,8 @@ HttpResponse IssuerApi::metrics() const {
                     signing::CheckedSigner::caught_faults(),
                     s_.health.report().status != Health::Status::unavailable,
                     s_.pool.recoveries(),
-                    s_.pool.failed_recoveries()};
+                    s_.pool.failed_recoveries(),
+                    s_.connections.load()};
   return {200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}};
 }
 

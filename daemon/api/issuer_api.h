@@ -1,6 +1,9 @@
 // The routes of the issuer socket (and the read-only subset the loopback JWKS listener serves).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #include "api/health.h"
 #include "audit/audit_log.h"
 #include "api/http_types.h"
@@ -21,6 +24,7 @@ struct Services {
   Health& health;
   pkcs11::SessionPool& pool;
   audit::AuditLog& audit;
+  const std::atomic<std::int64_t>& connections;  // open connections, counted by the server
 };
 
 class IssuerApi {

@@ -7,6 +7,7 @@
 
 #include "hsmsignd/bytes.h"
 #include "api/json_writer.h"
+#include "api/requests.h"
 #include "jose/base64url.h"
 
 namespace hsmsignd::api {
@@ -42,10 +43,9 @@ std::string jwt_payload(const JwtClaims& c) {
   }
   w.number("iat", c.iat).number("nbf", c.iat).number("exp", c.exp).string("jti", c.jti);
   if (c.extra) {
-    static constexpr std::string_view kRegistered[] = {"iss", "sub", "aud", "iat", "nbf", "exp", "jti"};
     for (const auto& [key, value] : c.extra->items()) {
-      // A private claim never replaces a registered one.
-      if (std::find(std::begin(kRegistered), std::end(kRegistered), key) == std::end(kRegistered))
+      // A private claim never replaces a registered one (parse_jwt_request refuses them already).
+      if (std::find(std::begin(kRegisteredClaims), std::end(kRegisteredClaims), key) == std::end(kRegisteredClaims))
         w.json(key, value.dump());
     }
   }

@@ -151,10 +151,7 @@ std::uint64_t AuditLog::last_seq() const {
 
 std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& prev) {
   const std::string time = rfc3339_micros(std::chrono::system_clock::now());
-  nlohmann::ordered_json line;
-  line["seq"] = seq;
-  line["time"] = time;
-  line["event"] = p.record.event;
+  nlohmann::ordered_json checkpoint;
   if (p.checkpoint) {
     std::optional<CheckpointSigner> signer;
     {
@@ -164,32 +161,23 @@ std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& p
     if (!signer) return {};
     auto signature = signer->sign(checkpoint_message(seq, time, prev));
     if (!signature) return {};
-    line["kid"] = signer->kid;
-    line["alg"] = signer->alg;
-    line["head"] = prev;
-    line["signature"] = jose::base64url_encode(*signature);
-  } else {
-    const auto& fields = p.record.fields;
-    const bool plain = !fields.contains("seq") && !fields.contains("time") && !fields.contains("event") &&
-                       !fields.contains("prev");
-    if (plain) {
-      // The common line, written straight: the same bytes as the DOM below, without building it.
-      std::string out = line.dump();
-      out.pop_back();  // the closing brace
-      if (!fields.empty()) {
-        std::string members = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        out += ',';
-        out.append(members, 1, members.size() - 2);
-      }
-      out += ",\"prev\":\"";
-      out += prev;
-      out += "\"}";
-      return out;
-    }
-    for (auto& [key, value] : fields.items()) line[key] = value;
+    checkpoint = {{"kid", signer->kid}, {"alg", signer->alg}, {"head", prev},
+                  {"signature", jose::base64url_encode(*signature)}};
   }
-  line["prev"] = prev;
-  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const auto& fields = p.checkpoint ? checkpoint : p.record.fields;
+  // Written straight rather than through one DOM per line: seq, time and event, the fields in their
+  // order, prev last.
+  std::string line = nlohmann::ordered_json{{"seq", seq}, {"time", time}, {"event", p.record.event}}.dump();
+  line.pop_back();  // the closing brace
+  if (!fields.empty()) {
+    const std::string members = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line += ',';
+    line.append(members, 1, members.size() - 2);
+  }
+  line += ",\"prev\":\"";
+  line += prev;
+  line += "\"}";
+  return line;
 }
 
 bool AuditLog::write_batch(std::deque<Pending>& batch) {

@@ -79,7 +79,7 @@ std::string Metrics::render(const Gauges& g) const {
          "# HELP hsmsignd_sign_queue Signing jobs waiting for a signer thread.\n# TYPE hsmsignd_sign_queue gauge\n"
          "hsmsignd_sign_queue " + std::to_string(g.sign_queue) + "\n" +
          "# HELP hsmsignd_connections Open client connections.\n# TYPE hsmsignd_connections gauge\n"
-         "hsmsignd_connections " + std::to_string(connections_.load()) + "\n" +
+         "hsmsignd_connections " + std::to_string(g.connections) + "\n" +
          "# HELP hsmsignd_token_available Whether the last attempt to use the token worked (1) or not (0).\n"
          "# TYPE hsmsignd_token_available gauge\n"
          "hsmsignd_token_available " + (g.token_available ? "1" : "0") + "\n" +

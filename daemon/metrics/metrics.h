@@ -22,6 +22,7 @@ struct Gauges {  // read when /metrics is rendered
   std::uint64_t signature_faults = 0;
   bool token_available = true;
   std::uint64_t token_recoveries = 0, token_failed_recoveries = 0;
+  std::int64_t connections = 0;
 };
 
 class Metrics {
@@ -34,9 +35,6 @@ class Metrics {
 
   void request(Route route, int status);
   void signature(std::string_view keyset);
-  void connection_opened() { connections_.fetch_add(1, std::memory_order_relaxed); }
-  void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
-  std::int64_t connections() const { return connections_.load(); }
 
   std::string render(const Gauges& gauges) const;
 
@@ -44,7 +42,6 @@ class Metrics {
   std::array<std::array<std::atomic<std::uint64_t>, kStatuses.size()>, kRoutes> requests_{};
   std::vector<Keyset> keysets_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> signatures_;
-  std::atomic<std::int64_t> connections_{0};
 };
 
 }  // namespace hsmsignd::metrics

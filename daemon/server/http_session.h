@@ -17,7 +17,7 @@
 #include "api/api_error.h"
 #include "api/http_types.h"
 #include "log/log.h"
-#include "server/idle_connections.h"
+#include "server/connection_slots.h"
 #include "server/limits.h"
 
 namespace hsmsignd::server {
@@ -161,10 +161,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     head_only_ = req.method() == http::verb::head;
 
     in_flight_.requests.fetch_add(1);
-    auto answered = std::make_shared<std::atomic<bool>>(false);
+    answered_ = false;
     try {
-      handler_(request, [self = this->shared_from_this(), answered](api::HttpResponse response) {
-        answered->store(true);
+      handler_(request, [self = this->shared_from_this()](api::HttpResponse response) {
+        self->answered_ = true;
         asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
           self->in_flight_.requests.fetch_sub(1);
           self->write(std::move(response));
@@ -173,7 +173,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     } catch (const std::exception& e) {
       // A bug in a handler must cost this request, not the daemon and everyone else's requests.
       log::error("handler_failed", {{"target", request.target}, {"error", e.what()}});
-      if (answered->load()) return;
+      if (answered_) return;
       in_flight_.requests.fetch_sub(1);
       fail(api::ApiError::internal("internal error"));
     }
@@ -249,6 +249,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   std::function<void()> on_close_;
   std::shared_ptr<ConnectionSlots> slots_;
   std::optional<ConnectionSlots::Idle> idle_;  // set while waiting idle for a request
+  std::atomic<bool> answered_{false};  // the handler's reply may come from a signer thread
   bool keep_alive_ = false;
   bool head_only_ = false;
   bool linger_ = false;

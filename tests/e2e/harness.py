@@ -500,6 +500,15 @@ class DaemonTestCase(unittest.TestCase):
         self.assertEqual(answer.json["jwt"].count("."), 2)
 
 
+class FreshDaemonTestCase(unittest.TestCase):
+    """A daemon of each test's own, for tests that kill, restart or reconfigure it."""
+
+    def setUp(self):
+        self.daemon = Daemon()
+        self.addCleanup(self.daemon.cleanup)
+        self.daemon.start()
+
+
 # Runs as another uid: the requests given as JSON [[method, path, body], ...] on one socket, one connection
 # each; prints [{"status": ..., "body": ...}, ...].
 PEER_SCRIPT = r"""

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwcrypto import jwk
 
-from harness import (AUDIENCES, Daemon, UnixHTTPConnection, as_uid, b64url, b64url_decode, client, hsmsignctl_bin,
-                     verify_jws, verify_jwt)
+from harness import (AUDIENCES, Daemon, FreshDaemonTestCase, UnixHTTPConnection, as_uid, b64url, b64url_decode,
+                     client, hsmsignctl_bin, verify_jws, verify_jwt)
 
 NOBODY = 65534        # no [[client]]: denied
 SECOND_UID = 65533    # the second client's uid (a real, different peer through setpriv)
@@ -688,12 +688,7 @@ class RotationTest(unittest.TestCase):
 
 # --- restarts -------------------------------------------------------------------------------------------
 
-class RestartTest(unittest.TestCase):
-    def setUp(self):
-        self.daemon = Daemon()
-        self.addCleanup(self.daemon.cleanup)
-        self.daemon.start()
-
+class RestartTest(FreshDaemonTestCase):
     def test_after_kill_9_the_chain_continues(self):
         d = self.daemon
         jtis = [d.jwt(sub="before-crash")["jti"] for _ in range(3)]
@@ -772,13 +767,11 @@ def prlimit_fsize(pid, value):
     assert out.returncode == 0, out.stderr
 
 
-class DurabilityTest(unittest.TestCase):
+class DurabilityTest(FreshDaemonTestCase):
     """RLIMIT_FSIZE just above the log's size: every write fails with EFBIG (the daemon ignores SIGXFSZ)."""
 
     def setUp(self):
-        self.daemon = Daemon()
-        self.addCleanup(self.daemon.cleanup)
-        self.daemon.start()
+        super().setUp()
         self.addCleanup(lambda: self.daemon.process and prlimit_fsize(self.daemon.process.pid, "unlimited"))
 
     def fill_up(self):

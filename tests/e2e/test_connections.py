@@ -1,5 +1,6 @@
 """Connection handling: keep-alive, pipelining, close, slow and vanishing clients, many idle sockets."""
 import json
+import re
 import time
 import unittest
 
@@ -54,6 +55,14 @@ class ConnectionTest(DaemonTestCase):
                 conn.close()  # the daemon may be writing answers nobody reads: SIGPIPE must not kill it
                 self.assertStillServes()
         self.assertIsNone(self.daemon.process.poll(), "the daemon died")
+        deadline = time.monotonic() + 3
+        while self.connections_gauge() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.connections_gauge(), 1, "closed connections still counted")
+
+    def connections_gauge(self):
+        text = self.daemon.get("/metrics").body.decode()
+        return int(re.search(r"(?m)^hsmsignd_connections (\d+)$", text).group(1))
 
     def test_many_idle_connections_do_not_stop_a_good_client(self):
         idle = [RawClient(self.daemon.socket_path) for _ in range(IDLE_CONNECTIONS)]
@@ -65,6 +74,8 @@ class ConnectionTest(DaemonTestCase):
             # The idle ones were accepted, not just queued: each of a sample is served
             for conn in (idle[0], idle[IDLE_CONNECTIONS // 2], idle[-1]):
                 self.assertEqual(conn.send(http_request("GET", "/healthz")).response().status, 200)
+            # /metrics counts them (and the connection asking)
+            self.assertGreaterEqual(self.connections_gauge(), IDLE_CONNECTIONS + 1)
         finally:
             for conn in idle:
                 conn.close()

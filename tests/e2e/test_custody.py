@@ -12,7 +12,7 @@ import stat
 import subprocess
 import unittest
 
-from harness import MODULE, PIN, TOKEN_LABEL, Daemon, b64url, client, hsmsignctl_bin
+from harness import MODULE, PIN, TOKEN_LABEL, Daemon, FreshDaemonTestCase, b64url, client, hsmsignctl_bin
 from test_audit import (NOBODY, admin, admin_socket, as_uid, audit_verify, digest_of, load_audit_key, log_file,
                         parse_verify, read_lines, records, rotated_files, sighup_and_wait)
 
@@ -224,12 +224,7 @@ class CustodyTest(unittest.TestCase):
         self.assertEqual(answer.json["error"], "method_not_allowed")
 
 
-class CheckpointCommandTest(unittest.TestCase):
-    def setUp(self):
-        self.daemon = Daemon()
-        self.addCleanup(self.daemon.cleanup)
-        self.daemon.start()
-
+class CheckpointCommandTest(FreshDaemonTestCase):
     def checkpoint_lines(self):
         return [r for r in records(log_file(self.daemon)) if r["event"] == "checkpoint"]
 

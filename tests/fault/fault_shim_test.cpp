@@ -26,7 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using hsmsignd::testing::random_id;
-using hsmsignd::testing::run_command;
 using namespace hsmsignd::pkcs11;
 
 constexpr const char* kLabel = "hsmsignd-fault";
@@ -49,15 +48,7 @@ class ShimToken {
   }
 
  private:
-  ShimToken() {
-    std::string tmpl = (fs::temp_directory_path() / "hsmsignd-fault-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    std::string out;
-    const std::string cmd = "HSMSIGND_PIN=" + std::string(kPin) + " " + HSMSIGND_MAKE_TOKEN + " " + dir_.string() +
-                            " " + kLabel;
-    if (run_command(cmd, &out) != 0) throw std::runtime_error("make-token.sh failed: " + out);
-    ::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1);
+  ShimToken() : dir_(hsmsignd::testing::make_token_dir("hsmsignd-fault", kLabel, kPin)) {
     ::setenv("HSMSIGND_FAULT_MODULE", HSMSIGND_SOFTHSM2_MODULE, 1);
     ::setenv("HSMSIGND_FAULT_CONTROL", control().c_str(), 1);
     ::setenv("HSMSIGND_FAULT_STATS", stats().c_str(), 1);

@@ -32,16 +32,19 @@ TestToken& TestToken::get() {
   return token;
 }
 
-TestToken::TestToken() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "hsmsignd-test-XXXXXX").string();
+std::filesystem::path make_token_dir(const std::string& prefix, const std::string& label, const std::string& pin) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  dir_ = tmpl;
+  const std::filesystem::path dir = tmpl;
   std::string out;
-  const std::string cmd = "HSMSIGND_PIN=" + std::string(kPin) + " " + HSMSIGND_MAKE_TOKEN + " " + dir_.string() +
-                          " " + kLabel;
+  const std::string cmd = "HSMSIGND_PIN=" + pin + " " + HSMSIGND_MAKE_TOKEN + " " + dir.string() + " " + label;
   if (run_command(cmd, &out) != 0) throw std::runtime_error("make-token.sh failed: " + out);
-  ::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1);
+  ::setenv("SOFTHSM2_CONF", (dir / "softhsm2.conf").c_str(), 1);
+  return dir;
+}
 
+TestToken::TestToken() {
+  dir_ = make_token_dir("hsmsignd-test", kLabel, kPin);
   module_ = pkcs11::Module::load(HSMSIGND_SOFTHSM2_MODULE).value();
   info_ = pkcs11::find_token(*module_, {kLabel, {}}).value();
 }

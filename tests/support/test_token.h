@@ -37,6 +37,10 @@ class TestToken {
   pkcs11::TokenInfo info_;
 };
 
+// A fresh SoftHSM token made by softhsm-config/make-token.sh in a new temporary folder (`prefix`-XXXXXX),
+// with SOFTHSM2_CONF pointing at it. The folder holds the token, its softhsm2.conf and `pin`.
+std::filesystem::path make_token_dir(const std::string& prefix, const std::string& label, const std::string& pin);
+
 // Runs a shell command, returns its exit status; stdout and stderr are captured into `output`.
 int run_command(const std::string& command, std::string* output = nullptr);
 

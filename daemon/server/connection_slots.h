@@ -32,8 +32,6 @@ class ConnectionSlots {
   Idle idle(std::function<void()> evict) { return idle_.insert(idle_.end(), std::move(evict)); }
   void busy(Idle entry) { idle_.erase(entry); }
 
-  std::size_t open() const { return open_; }
-
  private:
   std::size_t cap_;
   std::size_t open_ = 0;

@@ -8,7 +8,8 @@
 #   PIPELINE=N           requests in flight per connection in the table (default 1)
 #   VERIFY=sampled       the daemon's verify_signatures (default all)
 #   AUDIT_DIR=DIR        the audit log's folder during the table (default the throw-away folder, on /tmp)
-#   EXTRAS=...           the extra sections: all (default), 0, or some of: latency halfload mixed startup memory audit
+#   EXTRAS=...           the extra sections: all (default), 0, or some of: paired latency halfload mixed startup memory audit
+#   PAIRED_ROUNDS=N      turns of raw-then-daemon for each rate target in "paired" (default 3)
 #   RATE_CONNECTIONS=N   connections of the paced runs (default 8)
 #   AUDIT_DISK_DIR=DIR   where the on-disk audit log of the durability comparison goes (default /var/tmp)
 #   RESULTS=DIR          where the files go (default /tmp/hsmsignd-bench/<timestamp>); BUILD=DIR the build
@@ -29,6 +30,10 @@
 #                  i.e. what the daemon adds; "load µs/tok": the load generator's own CPU / tokens;
 #                  "cores": CPU seconds / wall seconds of each, so daemon + load near the core count
 #                  means the CPU was the limit (SoftHSM signs on the same cores as the daemon).
+#   paired         the rate targets again, raw and daemon in turns seconds apart, because this machine's
+#                  speed drifts over minutes: ES256 with verify_signatures "sampled" and "all" at the
+#                  table's best ES256 connection count against raw at the best thread count, RS256 at 8
+#                  connections against raw 2 threads; the ratio is the median of the turns.
 #   latency        added latency at 1 connection: daemon p50 minus the raw 1-thread p50 of one call.
 #   halfload       open loop (--rate) at half the best ES256 rate: requests on a fixed schedule, latency
 #                  counted from when each was due (no coordinated omission); p99 / p50.
@@ -104,7 +109,7 @@ root_flag=()
 
 # The daemon's keysets: the table's algorithms, plus ES256 and RS256 when the extras may need them.
 config_algorithms=("${algorithms[@]}")
-if want halfload || want mixed || want memory || want audit; then
+if want halfload || want mixed || want memory || want audit || want paired; then
   for alg in ES256 RS256; do
     [[ " ${config_algorithms[*]} " == *" $alg "* ]] || config_algorithms+=("$alg")
   done
@@ -278,6 +283,48 @@ if [ -n "${daemon_rate[RS256:8]:-}" ] && [ "${raw_2t[RS256]:-0}" -gt 0 ]; then
   target "RS256 at 8 connections / raw 2 threads" ">= 90 %" "$pct % (${daemon_rate[RS256:8]}/s vs ${raw_2t[RS256]}/s)" "$(met "$pct >= 90")"
 fi
 
+# ---- paired: the rate targets, raw and daemon in turns ---------------------------------------------------
+
+# raw_rate ALG THREADS: signatures/s of one raw run on the token the daemon holds (it is idle meanwhile).
+raw_rate() {
+  "$build/bench/hsmsignd-bench-raw" --token bench --pin-file "$work/token/pin" --seconds "$seconds" \
+    --threads "$2" --algorithms "$1" | awk -v a="$1" '$1 == a { print $3 }'
+}
+
+# This machine's speed drifts by tens of percent over minutes, so a ratio of two figures taken minutes
+# apart says little. Each rate target is measured again here in PAIRED_ROUNDS (default 3) turns of raw
+# then daemon, seconds apart; the ratio is the median of the turns' ratios.
+if want paired; then
+  rounds=${PAIRED_ROUNDS:-3}
+  es_conns=${best_connections[ES256]:-16}
+  es_threads=${raw_best_threads[ES256]:-2}
+  say '\n## Paired: raw and daemon in %s turns (ratio = median of the turns'"'"' daemon/raw)\n\n' "$rounds"
+  say '| %-44s | %-32s | %-32s | %6s |\n' measure "raw /s, each turn" "daemon /s, each turn" ratio
+  say '|----------------------------------------------|----------------------------------|----------------------------------|-------:|\n'
+  # NAME|VERIFY|ALG|CONNECTIONS|RAW THREADS|TARGET %
+  for case in "ES256 verify sampled|sampled|ES256|$es_conns|$es_threads|90" \
+              "ES256 verify all|all|ES256|$es_conns|$es_threads|75" \
+              "RS256|all|RS256|8|2|90"; do
+    IFS='|' read -r name mode alg c threads goal <<<"$case"
+    [[ " ${config_algorithms[*]} " == *" $alg "* ]] || continue
+    stop_daemon
+    VERIFY=$mode write_config "$work/paired.toml" "${AUDIT_DIR:-run}/audit.jsonl"
+    start_daemon "$work/paired.toml"
+    raws=() daemons=() ratios=()
+    for _ in $(seq "$rounds"); do
+      r=$(raw_rate "$alg" "$threads")
+      measure --connections "$c" --seconds "$seconds" --keyset "${alg,,}"
+      raws+=("$r") daemons+=("$rate") ratios+=("$(calc '%.1f' "$r > 0 ? 100 * $rate / $r : 0")")
+    done
+    pct=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    say '| %-44s | %-32s | %-32s | %5s%% |\n' "$name, $c conns vs raw $threads thr." "${raws[*]}" "${daemons[*]}" "$pct"
+    extra paired "$name: daemon / raw, median of $rounds" "$pct" "%"
+    target "$name, $c conns / raw $threads thr. (paired)" ">= $goal %" "$pct % (median of $rounds turns)" "$(met "$pct >= $goal")"
+  done
+  stop_daemon
+  start_daemon "$work/hsmsignd.toml"
+fi
+
 # The best ES256 rate of the table, or of one run at 8 connections when the table has no ES256.
 es256_peak() {
   if [ -n "${best_rate[ES256]:-}" ]; then echo "${best_rate[ES256]}"; return; fi
@@ -395,11 +442,11 @@ fi
 
 # ---- targets ------------------------------------------------------------------------------------------
 
-say '\n## Targets\n\n| %-42s | %-10s | %-38s | %-3s |\n|--------------------------------------------|------------|----------------------------------------|-----|\n' \
+say '\n## Targets\n\n| %-60s | %-10s | %-38s | %-3s |\n|--------------------------------------------------------------|------------|----------------------------------------|-----|\n' \
   measure target measured met
 for t in "${targets[@]}"; do
   IFS='|' read -r m goal got ok <<<"$t"
-  say '| %-42s | %-10s | %-38s | %-3s |\n' "$m" "$goal" "$got" "$ok"
+  say '| %-60s | %-10s | %-38s | %-3s |\n' "$m" "$goal" "$got" "$ok"
 done
 say '\nload average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo

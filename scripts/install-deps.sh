@@ -8,6 +8,7 @@ packages=(
   libssl-dev openssl                            # OpenSSL 3: hashing, public keys, verification
   libp11-kit-dev                                # the Cryptoki header (pkcs11.h)
   libboost-dev nlohmann-json3-dev libtomlplusplus-dev libsystemd-dev
+  libgoogle-perftools-dev                       # tcmalloc_minimal, the daemon's allocator
   libgtest-dev                                  # tests
   softhsm2 opensc                               # the token, and pkcs11-tool as an independent client
   python3 python3-jwcrypto curl                 # independent JOSE verification in end-to-end tests

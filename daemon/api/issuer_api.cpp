@@ -22,6 +22,14 @@ constexpr std::string_view kJwksPath = "/.well-known/jwks.json";
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
 HttpResponse error_response(const ApiError& e) { return {e.status, e.body(), "application/json", {}, {}}; }
 
+// Who asked, for the audit record: the peer's credentials and the [[client]] they matched.
+JsonObjectWriter peer_members(std::string& out, const policy::Peer& peer, const config::ClientConfig* client) {
+  auto members = JsonObjectWriter::members(out);
+  members.number("uid", peer.uid).number("gid", peer.gid).number("pid", peer.pid);
+  if (client) members.string("client", client->name);
+  return members;
+}
+
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -49,12 +57,6 @@ metrics::Route route_of(std::string_view t) {
 
 }  // namespace
 
-nlohmann::ordered_json peer_fields(const policy::Peer& peer, const config::ClientConfig* client) {
-  nlohmann::ordered_json f = {{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}};
-  if (client) f["client"] = client->name;
-  return f;
-}
-
 Reply IssuerApi::metered(const HttpRequest& request, Reply reply) {
   return [&metrics = s_.metrics, route = route_of(request.target), reply = std::move(reply)](HttpResponse r) {
     metrics.request(route, r.status);
@@ -69,9 +71,10 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
     log::warning("deny", {{"uid", std::to_string(peer.uid)}, {"gid", std::to_string(peer.gid)},
                           {"pid", std::to_string(peer.pid)}, {"reason", "no [[client]] matches the peer"},
                           {"target", request.target}});
-    audit::Record denied{"deny", peer_fields(peer, nullptr), true};
-    denied.fields["reason"] = "no [[client]] matches the peer";
-    denied.fields["target"] = request.target;
+    audit::Record denied{"deny", {}, true};
+    peer_members(denied.members, peer, nullptr)
+        .string("reason", "no [[client]] matches the peer")
+        .string("target", request.target);
     s_.audit.append(std::move(denied));
     reply(error_response(ApiError::forbidden("this peer (uid " + std::to_string(peer.uid) + ") is not a client")));
     return;
@@ -122,8 +125,7 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
     }
     if (s_.health.token_ok()) log::info("token_available", {{"keyset", key->keyset}});
     s_.metrics.signature(key->keyset);
-    record.fields["keyset"] = key->keyset;
-    record.fields["kid"] = key->kid;
+    JsonObjectWriter::members(record.members).string("keyset", key->keyset).string("kid", key->kid);
     HttpResponse answer = done(*key, input, *signature);
     // Answered only once the record of this signature is on disk; without a record, no answer.
     s_.audit.append(std::move(record), [reply, answer = std::move(answer)](bool durable) mutable {
@@ -154,11 +156,10 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   claims.jti = new_jti();
   claims.extra = &parsed->claims;
   const std::string payload = jwt_payload(claims);
-  audit::Record record{"issue", peer_fields(peer, &client)};
-  record.fields["jti"] = claims.jti;
-  record.fields["sub"] = claims.sub;
-  record.fields["aud"] = claims.aud_is_array ? nlohmann::ordered_json(claims.aud) : nlohmann::ordered_json(claims.aud.front());
-  record.fields["exp"] = claims.exp;
+  audit::Record record{"issue"};
+  auto members = peer_members(record.members, peer, &client);
+  members.string("jti", claims.jti).string("sub", claims.sub);
+  write_audience(members, claims).number("exp", claims.exp);
   sign_with(
       *grant->keyset, false, std::move(record), std::move(reply),
       [&](const keyring::Key& key, audit::Record&) {
@@ -189,14 +190,14 @@ void IssuerApi::sign_jws(const policy::Peer& peer, const config::ClientConfig& c
   auto keyset = policy::choose_keyset(s_.config, client, parsed->keyset, config::Operation::jws);
   if (!keyset) return reply(error_response(keyset.error()));
   // The record names what was signed by its SHA-256, never the payload itself.
-  audit::Record record{"sign", peer_fields(peer, &client)};
-  record.fields["operation"] = "jws";
+  audit::Record record{"sign"};
+  peer_members(record.members, peer, &client).string("operation", "jws");
   sign_with(
       **keyset, false, std::move(record), std::move(reply),
       [&](const keyring::Key& key, audit::Record& r) {
         std::string input =
             jose::signing_input(jws_header(key.algorithm, key.kid, parsed->typ, parsed->cty), parsed->payload);
-        r.fields["digest"] = jose::base64url_encode(crypto::sha256(as_bytes(input)));
+        JsonObjectWriter::members(r.members).string("digest", jose::base64url_encode(crypto::sha256(as_bytes(input))));
         return input;
       },
       [](const keyring::Key& key, const std::string& input, const Bytes& signature) {
@@ -218,9 +219,10 @@ void IssuerApi::sign_digest(const policy::Peer& peer, const config::ClientConfig
   if (parsed->digest.size() != digest_size(alg))
     return reply(error_response(ApiError::bad_request("a " + std::string(name(alg)) + " digest is " +
                                                       std::to_string(digest_size(alg)) + " bytes")));
-  audit::Record record{"sign", peer_fields(peer, &client)};
-  record.fields["operation"] = "sign";
-  record.fields["digest"] = jose::base64url_encode(parsed->digest);
+  audit::Record record{"sign"};
+  peer_members(record.members, peer, &client)
+      .string("operation", "sign")
+      .string("digest", jose::base64url_encode(parsed->digest));
   sign_with(
       **keyset, true, std::move(record), std::move(reply),
       [&](const keyring::Key&, audit::Record&) { return std::string(parsed->digest.begin(), parsed->digest.end()); },

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hsmsignd::api {
 
@@ -15,12 +16,25 @@ void append_json_string(std::string& out, std::string_view s);
 class JsonObjectWriter {
  public:
   explicit JsonObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
+  // Members without the braces, appended to `out` (after a comma unless `out` is empty): text to be
+  // spliced into an object written elsewhere, such as an audit record's.
+  static JsonObjectWriter members(std::string& out) { return JsonObjectWriter(out, out.empty()); }
   JsonObjectWriter& string(std::string_view key, std::string_view value) {
     append_json_string(member(key), value);
     return *this;
   }
   JsonObjectWriter& number(std::string_view key, std::int64_t value) {
     member(key) += std::to_string(value);
+    return *this;
+  }
+  JsonObjectWriter& strings(std::string_view key, const std::vector<std::string>& values) {
+    std::string& out = member(key);
+    out += '[';
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i) out += ',';
+      append_json_string(out, values[i]);
+    }
+    out += ']';
     return *this;
   }
   // A value that is already JSON text.
@@ -31,6 +45,7 @@ class JsonObjectWriter {
   void close() { out_ += '}'; }
 
  private:
+  JsonObjectWriter(std::string& out, bool first) : out_(out), first_(first) {}
   std::string& member(std::string_view key) {
     if (!first_) out_ += ',';
     first_ = false;

@@ -26,21 +26,16 @@ std::string jws_header(Algorithm alg, std::string_view kid, const std::optional<
   return h.dump();
 }
 
+JsonObjectWriter& write_audience(JsonObjectWriter& w, const JwtClaims& c) {
+  return c.aud_is_array ? w.strings("aud", c.aud) : w.string("aud", c.aud.front());
+}
+
 std::string jwt_payload(const JwtClaims& c) {
   std::string p;
   p.reserve(256);
   JsonObjectWriter w(p);
   w.string("iss", c.iss).string("sub", c.sub);
-  if (c.aud_is_array) {
-    std::string aud = "[";
-    for (const auto& a : c.aud) {
-      if (aud.size() > 1) aud += ',';
-      append_json_string(aud, a);
-    }
-    w.json("aud", aud + ']');
-  } else {
-    w.string("aud", c.aud.front());
-  }
+  write_audience(w, c);
   w.number("iat", c.iat).number("nbf", c.iat).number("exp", c.exp).string("jti", c.jti);
   if (c.extra) {
     for (const auto& [key, value] : c.extra->items()) {

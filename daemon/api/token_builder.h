@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "api/json_writer.h"
 #include "hsmsignd/algorithm.h"
 
 namespace hsmsignd::api {
@@ -23,6 +24,8 @@ struct JwtClaims {
 
 std::string jwt_header(Algorithm alg, std::string_view kid, std::string_view typ);
 std::string jwt_payload(const JwtClaims& claims);
+// "aud": one string, or an array when the request gave one.
+JsonObjectWriter& write_audience(JsonObjectWriter& w, const JwtClaims& claims);
 std::string jws_header(Algorithm alg, std::string_view kid, const std::optional<std::string>& typ,
                        const std::optional<std::string>& cty);
 

@@ -1,5 +1,7 @@
 #include "audit/audit_log.h"
 
+#include <pthread.h>
+
 #include "audit/chain.h"
 
 #include <fcntl.h>
@@ -19,6 +21,11 @@
 
 namespace hsmsignd::audit {
 namespace {
+
+// About one ES256 signature in SoftHSM: long enough for the signatures in flight to join a batch, short
+// beside the fsync itself. Measured with bench/: at 16 and 64 connections it lifts the rate and halves
+// p99; at 1 connection it is never taken.
+constexpr std::chrono::microseconds kCommitLinger{150};
 
 
 // The last complete line of a file and the size up to its newline; a torn tail is not part of it.
@@ -83,7 +90,10 @@ AuditLog::AuditLog(std::filesystem::path file, std::uint64_t max_size) : file_(s
     std::getline(in, first);
     first_seq_ = seq_of(first);
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "hsmsignd-audit");
+    run();
+  });
 }
 
 AuditLog::~AuditLog() {
@@ -165,14 +175,25 @@ std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& p
                   {"signature", jose::base64url_encode(*signature)}};
   }
   const auto& fields = p.checkpoint ? checkpoint : p.record.fields;
-  // Written straight rather than through one DOM per line: seq, time and event, the fields in their
-  // order, prev last.
-  std::string line = nlohmann::ordered_json{{"seq", seq}, {"time", time}, {"event", p.record.event}}.dump();
-  line.pop_back();  // the closing brace
+  // Written straight: seq, time and event (names of our own, never escaped), the fields in their
+  // order, the pre-written members, prev last.
+  std::string line;
+  line.reserve(160 + p.record.members.size() + 64 * fields.size());
+  line += "{\"seq\":";
+  line += std::to_string(seq);
+  line += ",\"time\":\"";
+  line += time;
+  line += "\",\"event\":\"";
+  line += p.record.event;
+  line += '"';
   if (!fields.empty()) {
     const std::string members = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     line += ',';
     line.append(members, 1, members.size() - 2);
+  }
+  if (!p.record.members.empty()) {
+    line += ',';
+    line += p.record.members;
   }
   line += ",\"prev\":\"";
   line += prev;
@@ -264,8 +285,17 @@ void AuditLog::run() {
       if (stopping_) return;
       continue;
     }
+    if (last_batch_ > 1) {
+      // Under load (the last batch held more than one line) wait a moment before taking the batch: the
+      // requests being signed now join this fsync instead of each paying for the next. A lone request
+      // never waits. A sleep, not a wait on wake_, so that appends in the meantime wake no one.
+      lock.unlock();
+      std::this_thread::sleep_for(kCommitLinger);
+      lock.lock();
+    }
     std::deque<Pending> batch;
     batch.swap(queue_);
+    last_batch_ = batch.size();
     lock.unlock();
     const bool ok = write_batch(batch);
     std::size_t finished = batch.size();

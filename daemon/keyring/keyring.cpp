@@ -1,5 +1,7 @@
 #include "keyring/keyring.h"
 
+#include <pthread.h>
+
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -273,7 +275,10 @@ std::string Keyring::degraded() const {
 void Keyring::start(Publisher publish) {
   publisher_ = std::move(publish);
   if (publisher_) publisher_(*view_.load());
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "hsmsignd-keys");
+    run();
+  });
 }
 
 void Keyring::stop() {

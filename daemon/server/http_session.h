@@ -90,14 +90,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   }
 
   // The timer cancels the pending operation but leaves the socket open, so a late request can still be
-  // told 408 before the connection closes.
+  // told 408 before the connection closes. Arming only moves a deadline: the timer itself is re-armed
+  // when the deadline comes earlier than its expiry or when it fires early, so a busy connection costs
+  // no timer call per request.
   void arm(std::chrono::milliseconds timeout) {
     timed_out_ = false;
-    timer_.expires_after(timeout);
-    timer_.async_wait([weak = this->weak_from_this(), generation = ++timer_generation_](beast::error_code ec) {
+    deadline_ = Clock::now() + timeout;
+    if (!timer_waiting_ || deadline_ < timer_.expiry()) wait_for_deadline();
+  }
+
+  void disarm() { deadline_ = Clock::time_point::max(); }
+
+  void wait_for_deadline() {
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);
+    timer_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
       auto self = weak.lock();
-      // A handler already queued when disarm() ran must not cancel the operation that came after.
-      if (ec || !self || generation != self->timer_generation_) return;
+      if (!self || ec == asio::error::operation_aborted) return;  // re-armed or closed: that wait owns it
+      self->timer_waiting_ = false;
+      if (self->deadline_ == Clock::time_point::max()) return;
+      if (Clock::now() < self->deadline_) return self->wait_for_deadline();
       self->timed_out_ = true;
       beast::error_code ignored;
       self->stream_.cancel(ignored);
@@ -117,11 +129,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_read(ec);
     });
-  }
-
-  void disarm() {
-    ++timer_generation_;
-    timer_.cancel();
   }
 
   void on_read(beast::error_code ec) {
@@ -231,15 +238,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
 
   void close() {
     disarm();
+    timer_.cancel();
     beast::error_code ignored;
     stream_.shutdown(Socket::shutdown_both, ignored);
     stream_.close(ignored);
   }
 
   Socket stream_;
+  using Clock = asio::steady_timer::clock_type;
   asio::steady_timer timer_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timer_waiting_ = false;
   bool timed_out_ = false;
-  std::uint64_t timer_generation_ = 0;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;

@@ -93,7 +93,7 @@ void UnixListener::close() {
 }
 
 void UnixListener::accept() {
-  acceptor_.async_accept(asio::make_strand(acceptor_.get_executor()), [this](beast::error_code ec, local::socket socket) {
+  acceptor_.async_accept([this](beast::error_code ec, local::socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       const policy::Peer peer = peer_of(socket.native_handle());  // before a byte of the request is read
@@ -133,7 +133,7 @@ void TcpListener::close() {
 }
 
 void TcpListener::accept() {
-  acceptor_.async_accept(asio::make_strand(acceptor_.get_executor()), [this](beast::error_code ec, asio::ip::tcp::socket socket) {
+  acceptor_.async_accept([this](beast::error_code ec, asio::ip::tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) start_session<asio::ip::tcp>(std::move(socket), handler_, limits_, in_flight_, slots_);
     accept();

@@ -1,5 +1,7 @@
 #include "signing/sign_queue.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace hsmsignd::signing {
@@ -7,7 +9,10 @@ namespace hsmsignd::signing {
 SignQueue::SignQueue(std::size_t workers, std::size_t max_queued)
     : max_queued_(max_queued), slow_limit_(workers > 1 ? workers - 1 : 1) {
   workers = std::max<std::size_t>(workers, 1);
-  for (std::size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  for (std::size_t i = 0; i < workers; ++i) threads_.emplace_back([this] {
+      ::pthread_setname_np(::pthread_self(), "hsmsignd-sign");  // for top -H and perf
+      work();
+    });
 }
 
 SignQueue::~SignQueue() { stop(); }

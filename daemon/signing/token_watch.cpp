@@ -1,5 +1,7 @@
 #include "signing/token_watch.h"
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -8,7 +10,10 @@ namespace hsmsignd::signing {
 
 TokenWatch::TokenWatch(pkcs11::SessionPool& pool, std::chrono::milliseconds interval, OnRecovered on_recovered)
     : pool_(pool), interval_(interval), on_recovered_(std::move(on_recovered)) {
-  thread_ = std::jthread([this](std::stop_token stop) { watch(stop); });
+  thread_ = std::jthread([this](std::stop_token stop) {
+    ::pthread_setname_np(::pthread_self(), "hsmsignd-watch");
+    watch(stop);
+  });
 }
 
 TokenWatch::~TokenWatch() {

@@ -23,6 +23,7 @@
 #include "jose/jwk.h"
 #include "api/issuer_api.h"
 #include "common/rfc3339.h"
+#include "common/thread_priority.h"
 #include "jwks/jwks_file.h"
 #include "keyring/keyring.h"
 #include "keys.h"
@@ -320,6 +321,7 @@ int Daemon::run() {
   if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) next_ping();
   ::sd_notifyf(0, "READY=1\nSTATUS=serving %zu keyset(s) from token \"%s\"", config_.keysets.size(),
                p.token.pool->token().label.c_str());
+  prefer_short_slices();  // the I/O thread: every request passes through it twice
   p.io.run();
   p.watch.reset();  // no recovery line may follow the stop line
   p.keyring.stop();

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "common/rfc3339.h"
+#include "common/thread_priority.h"
 #include "log/log.h"
 #include "crypto/digest.h"
 #include "jose/base64url.h"
@@ -92,6 +93,7 @@ AuditLog::AuditLog(std::filesystem::path file, std::uint64_t max_size) : file_(s
   }
   thread_ = std::thread([this] {
     ::pthread_setname_np(::pthread_self(), "hsmsignd-audit");
+    prefer_short_slices();  // every signed request waits on this thread
     run();
   });
 }

@@ -4,26 +4,28 @@
 
 #include <algorithm>
 
+#include "common/thread_priority.h"
+
 namespace hsmsignd::signing {
 
 SignQueue::SignQueue(std::size_t workers, std::size_t max_queued)
-    : max_queued_(max_queued), slow_limit_(workers > 1 ? workers - 1 : 1) {
-  workers = std::max<std::size_t>(workers, 1);
-  for (std::size_t i = 0; i < workers; ++i) threads_.emplace_back([this] {
-      ::pthread_setname_np(::pthread_self(), "hsmsignd-sign");  // for top -H and perf
-      work();
-    });
+    : max_queued_(max_queued),
+      workers_(std::max<std::size_t>(workers, 1)),
+      slow_limit_(workers_ > 1 ? workers_ - 1 : 1) {
+  for (std::size_t i = 0; i < workers_; ++i) threads_.emplace_back([this] { work(false); });
+  for (std::size_t i = 0; i < slow_limit_; ++i) threads_.emplace_back([this] { work(true); });
 }
 
 SignQueue::~SignQueue() { stop(); }
 
 bool SignQueue::submit(SignJob job) {
+  const bool slow = key_type(job.signer->algorithm()) == KeyType::RSA;
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || fast_.size() + slow_.size() >= max_queued_) return false;
-    (key_type(job.signer->algorithm()) == KeyType::RSA ? slow_ : fast_).push_back(std::move(job));
+    (slow ? slow_ : fast_).push_back(std::move(job));
   }
-  wake_.notify_one();
+  (slow ? slow_wake_ : fast_wake_).notify_one();
   return true;
 }
 
@@ -33,7 +35,8 @@ void SignQueue::stop() {
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
   }
-  wake_.notify_all();
+  fast_wake_.notify_all();
+  slow_wake_.notify_all();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
@@ -44,19 +47,30 @@ std::size_t SignQueue::queued() const {
   return fast_.size() + slow_.size();
 }
 
-bool SignQueue::runnable_locked() const {
-  return !fast_.empty() || (!slow_.empty() && slow_running_ < slow_limit_);
+// At most `workers` jobs at once (one token session each), of which at most slow_limit_ RSA jobs.
+bool SignQueue::runnable_locked(bool slow) const {
+  if (running_ >= workers_) return false;
+  return slow ? !slow_.empty() && slow_running_ < slow_limit_ : !fast_.empty();
 }
 
-void SignQueue::work() {
+void SignQueue::work(bool slow) {
+  ::pthread_setname_np(::pthread_self(), slow ? "hsmsignd-rsa" : "hsmsignd-sign");  // for top -H and perf
+  // A request waits on an EC signer; an RSA signature holds a core for a millisecond or more and can let
+  // the EC signers, the I/O thread and the audit writer in between.
+  if (slow)
+    yield_to_latency_sensitive_threads();
+  else
+    prefer_short_slices();
+  auto& wake = slow ? slow_wake_ : fast_wake_;
+  auto& lane = slow ? slow_ : fast_;
   std::unique_lock lock(mutex_);
   for (;;) {
-    // A worker drains the queue without sleeping between jobs; it waits only when nothing can run.
-    wake_.wait(lock, [&] { return runnable_locked() || (stopping_ && fast_.empty() && slow_.empty()); });
-    if (!runnable_locked()) return;  // stopping and drained
-    const bool slow = fast_.empty();
-    SignJob job = std::move(slow ? slow_.front() : fast_.front());
-    (slow ? slow_ : fast_).pop_front();
+    // A worker drains its lane without sleeping between jobs; it waits only when nothing can run.
+    wake.wait(lock, [&] { return runnable_locked(slow) || (stopping_ && lane.empty()); });
+    if (!runnable_locked(slow)) return;  // stopping and drained
+    SignJob job = std::move(lane.front());
+    lane.pop_front();
+    ++running_;
     if (slow) ++slow_running_;
     lock.unlock();
 
@@ -64,10 +78,11 @@ void SignQueue::work() {
     job.done(std::move(result), std::move(job.input));
 
     lock.lock();
-    if (slow) {
-      --slow_running_;
-      wake_.notify_one();  // a worker that waited only for the RSA limit may go on
-    }
+    --running_;
+    if (slow) --slow_running_;
+    // A session came free: a worker of either lane that waited only for it may go on.
+    if (!fast_.empty()) fast_wake_.notify_one();
+    if (!slow_.empty()) slow_wake_.notify_one();
   }
 }
 

@@ -1,6 +1,7 @@
 // The signer threads: token calls block (a network HSM takes milliseconds), so they never run on the
-// I/O thread. One worker per token session; RSA jobs may hold all workers but one, so a flood of slow
-// RSA signatures cannot starve EC and EdDSA.
+// I/O thread. At most one job per token session runs at once. RSA jobs have their own threads, at most
+// all sessions but one of them busy and at a lower priority, so a flood of slow RSA signatures can
+// starve neither EC and EdDSA signatures nor the threads that answer them.
 #pragma once
 
 #include <condition_variable>
@@ -38,18 +39,20 @@ class SignQueue {
   void stop();
 
   std::size_t queued() const;
-  std::size_t workers() const { return threads_.size(); }
+  // Jobs that may run at once: one per token session.
+  std::size_t workers() const { return workers_; }
 
  private:
-  void work();
-  bool runnable_locked() const;
+  void work(bool slow);
+  bool runnable_locked(bool slow) const;
 
   const std::size_t max_queued_;
+  const std::size_t workers_;
   const std::size_t slow_limit_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable fast_wake_, slow_wake_;
   std::deque<SignJob> fast_, slow_;
-  std::size_t slow_running_ = 0;
+  std::size_t running_ = 0, slow_running_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

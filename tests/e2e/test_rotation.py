@@ -37,7 +37,10 @@ class RotationUnderLoadTest(unittest.TestCase):
 
     def test_every_token_verifies_at_once_against_a_cached_jwks_through_several_rotations(self):
         daemon = self.daemon
-        tokens = queue.Queue()
+        # Bounded, so that issuers wait for the verifier rather than run ahead of it: each token must be
+        # checked right after it was issued, against the cache as it was then, however fast the daemon
+        # answers beside the Python verifier.
+        tokens = queue.Queue(maxsize=16)
         stopping = threading.Event()
         lock = threading.Lock()
         issue_failures, verify_failures, lags = [], [], []

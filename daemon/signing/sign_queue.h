@@ -1,9 +1,11 @@
 // The signer threads: token calls block (a network HSM takes milliseconds), so they never run on the
 // I/O thread. At most one job per token session runs at once. RSA jobs have their own threads, at most
-// all sessions but one of them busy and at a lower priority, so a flood of slow RSA signatures can
-// starve neither EC and EdDSA signatures nor the threads that answer them.
+// all sessions but one of them busy (all cores but one while EC jobs come in) and at a lower priority,
+// so a flood of slow RSA signatures can starve neither EC and EdDSA signatures nor the threads that
+// answer them.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -49,10 +51,13 @@ class SignQueue {
   const std::size_t max_queued_;
   const std::size_t workers_;
   const std::size_t slow_limit_;
+  const std::size_t shared_slow_limit_;  // RSA jobs while EC jobs come in: all cores but one
+  static constexpr std::chrono::milliseconds kEcRecently{20};
   mutable std::mutex mutex_;
   std::condition_variable fast_wake_, slow_wake_;
   std::deque<SignJob> fast_, slow_;
   std::size_t running_ = 0, slow_running_ = 0;
+  std::chrono::steady_clock::time_point last_fast_submit_{};
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -49,8 +49,9 @@ std::size_t SignQueue::queued() const {
   return fast_.size() + slow_.size();
 }
 
-// At most `workers` jobs at once (one token session each), of which at most slow_limit_ RSA jobs, and
-// while EC or EdDSA requests are coming in, no more RSA jobs than leave a core free for them: with
+// At most `workers` jobs at once (one token session each). An RSA job starts only when no EC or EdDSA
+// job waits for the session it would take, and at most slow_limit_ RSA jobs run; while EC or EdDSA
+// requests are coming in, no more of them than leave a core free for those: with
 // every core busy on a millisecond-long RSA signature, an ES256 answer waits for the scheduler (bench/,
 // mixed load: ES256 p99 beside a saturating RS256 load 5.8–6.1 ms with all cores, 1.9–3.4 ms with one
 // left free; 0.8–1.1 ms alone).
@@ -58,7 +59,8 @@ bool SignQueue::runnable_locked(bool slow) const {
   if (running_ >= workers_) return false;
   if (!slow) return !fast_.empty();
   const bool ec_recently = std::chrono::steady_clock::now() - last_fast_submit_ < kEcRecently;
-  return !slow_.empty() && slow_running_ < (ec_recently ? std::min(slow_limit_, shared_slow_limit_) : slow_limit_);
+  return !slow_.empty() && fast_.empty() &&
+         slow_running_ < (ec_recently ? std::min(slow_limit_, shared_slow_limit_) : slow_limit_);
 }
 
 void SignQueue::work(bool slow) {

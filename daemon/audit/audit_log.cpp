@@ -1,10 +1,9 @@
 #include "audit/audit_log.h"
 
-#include <pthread.h>
-
 #include "audit/chain.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,7 +26,6 @@ namespace {
 // beside the fsync itself. Measured with bench/: at 16 and 64 connections it lifts the rate and halves
 // p99; at 1 connection it is never taken.
 constexpr std::chrono::microseconds kCommitLinger{150};
-
 
 // The last complete line of a file and the size up to its newline; a torn tail is not part of it.
 struct Tail {

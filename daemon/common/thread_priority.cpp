@@ -28,16 +28,15 @@ struct SchedAttr {
 constexpr std::uint64_t kSliceNs = 100'000;
 constexpr int kLowPriorityNice = 10;
 
-}  // namespace
-
-// PRIO_PROCESS with 0 is the calling thread on Linux, and sched_setattr's pid 0 too.
-
+// Of the calling thread: sched_setattr's pid 0, like PRIO_PROCESS's 0 on Linux, is the caller.
 bool set_attributes(int nice, std::uint64_t slice_ns) {
   SchedAttr attr;
   attr.sched_nice = nice;
   attr.sched_runtime = slice_ns;
   return ::syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
 }
+
+}  // namespace
 
 void prefer_short_slices() { (void)set_attributes(::getpriority(PRIO_PROCESS, 0), kSliceNs); }
 

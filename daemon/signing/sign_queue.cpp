@@ -50,11 +50,10 @@ std::size_t SignQueue::queued() const {
 }
 
 // At most `workers` jobs at once (one token session each). An RSA job starts only when no EC or EdDSA
-// job waits for the session it would take, and at most slow_limit_ RSA jobs run; while EC or EdDSA
-// requests are coming in, no more of them than leave a core free for those: with
-// every core busy on a millisecond-long RSA signature, an ES256 answer waits for the scheduler (bench/,
-// mixed load: ES256 p99 beside a saturating RS256 load 5.8–6.1 ms with all cores, 1.9–3.4 ms with one
-// left free; 0.8–1.1 ms alone).
+// job waits for the session it would take, and at most slow_limit_ of them run. While EC or EdDSA
+// requests are coming in, RSA jobs also leave a core free: with every core busy on a millisecond-long
+// RSA signature, an ES256 answer waits for the scheduler (bench/, ES256 p99 beside a saturating RS256
+// load: 5.8-6.1 ms with all cores, 1.9-3.4 ms with one left free, 0.8-1.1 ms alone).
 bool SignQueue::runnable_locked(bool slow) const {
   if (running_ >= workers_) return false;
   if (!slow) return !fast_.empty();

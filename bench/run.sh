@@ -285,22 +285,27 @@ fi
 
 # ---- paired: the rate targets, raw and daemon in turns ---------------------------------------------------
 
-# raw_rate ALG THREADS: signatures/s of one raw run on the token the daemon holds (it is idle meanwhile).
+# raw_rate ALG THREADS: "signatures/s CPU-µs/signature" of one raw run on the token the daemon holds (it
+# is idle meanwhile).
 raw_rate() {
   "$build/bench/hsmsignd-bench-raw" --token bench --pin-file "$work/token/pin" --seconds "$seconds" \
-    --threads "$2" --algorithms "$1" | awk -v a="$1" '$1 == a { print $3 }'
+    --threads "$2" --algorithms "$1" | awk -v a="$1" '$1 == a { print $3, $8 }'
 }
 
 # This machine's speed drifts by tens of percent over minutes, so a ratio of two figures taken minutes
 # apart says little. Each rate target is measured again here in PAIRED_ROUNDS (default 3) turns of raw
 # then daemon, seconds apart; the ratio is the median of the turns' ratios.
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 if want paired; then
   rounds=${PAIRED_ROUNDS:-3}
   es_conns=${best_connections[ES256]:-16}
   es_threads=${raw_best_threads[ES256]:-2}
   say '\n## Paired: raw and daemon in %s turns (ratio = median of the turns'"'"' daemon/raw)\n\n' "$rounds"
-  say '| %-44s | %-32s | %-32s | %6s |\n' measure "raw /s, each turn" "daemon /s, each turn" ratio
-  say '|----------------------------------------------|----------------------------------|----------------------------------|-------:|\n'
+  say 'CPU µs per signature (raw) and per token (daemon, token calls included), medians of the turns: what\n'
+  say 'the daemon spends beyond the token, measured beside it.\n\n'
+  say '| %-44s | %-22s | %-22s | %6s | %8s | %8s |\n' measure "raw /s, each turn" "daemon /s, each turn" ratio "raw µs" "daemon µs"
+  say '|----------------------------------------------|------------------------|------------------------|-------:|---------:|----------:|\n'
   # NAME|VERIFY|ALG|CONNECTIONS|RAW THREADS|TARGET %
   for case in "ES256 verify sampled|sampled|ES256|$es_conns|$es_threads|90" \
               "ES256 verify all|all|ES256|$es_conns|$es_threads|75" \
@@ -310,14 +315,16 @@ if want paired; then
     stop_daemon
     VERIFY=$mode write_config "$work/paired.toml" "${AUDIT_DIR:-run}/audit.jsonl"
     start_daemon "$work/paired.toml"
-    raws=() daemons=() ratios=()
+    raws=() daemons=() ratios=() raw_cpus=() daemon_cpus=()
     for _ in $(seq "$rounds"); do
-      r=$(raw_rate "$alg" "$threads")
+      read -r r r_cpu < <(raw_rate "$alg" "$threads")
       measure --connections "$c" --seconds "$seconds" --keyset "${alg,,}"
       raws+=("$r") daemons+=("$rate") ratios+=("$(calc '%.1f' "$r > 0 ? 100 * $rate / $r : 0")")
+      raw_cpus+=("$r_cpu") daemon_cpus+=("$(calc '%.0f' "$answers > 0 ? 1e6 * $daemon_cpu / $answers : 0")")
     done
-    pct=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    say '| %-44s | %-32s | %-32s | %5s%% |\n' "$name, $c conns vs raw $threads thr." "${raws[*]}" "${daemons[*]}" "$pct"
+    pct=$(median "${ratios[@]}")
+    say '| %-44s | %-22s | %-22s | %5s%% | %8s | %9s |\n' "$name, $c conns vs raw $threads thr." "${raws[*]}" "${daemons[*]}" "$pct" \
+      "$(median "${raw_cpus[@]}")" "$(median "${daemon_cpus[@]}")"
     extra paired "$name: daemon / raw, median of $rounds" "$pct" "%"
     target "$name, $c conns / raw $threads thr. (paired)" ">= $goal %" "$pct % (median of $rounds turns)" "$(met "$pct >= $goal")"
   done

@@ -142,7 +142,11 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
       if (!label || has_other_half) return;
       const config::KeysetConfig* keyset = config_.keyset(label->keyset);
       const bool slow = keyset == nullptr || key_type(keyset->algorithm) == KeyType::RSA;
-      if (now - label->created < (slow ? kOrphanGraceRsa : kOrphanGrace)) return;
+      const auto grace = slow ? kOrphanGraceRsa : kOrphanGrace;
+      if (now - label->created < grace) {
+        next = std::min(next, label->created + grace);  // look again as soon as it may be removed
+        return;
+      }
       if (destroy_key(s, id)) destroyed.push_back({"destroy", label->keyset, {}, "half a key pair: " + label_text});
     };
     for (const auto& p : *publics)

@@ -28,7 +28,7 @@ struct Record {
   std::string event;             // start, stop, login, config, keygen, activate, retire, destroy,
                                  // issue, sign, deny, error, checkpoint
   // Written in this order, after seq, time and event and before prev, whose names they never use.
-  nlohmann::ordered_json fields = nlohmann::ordered_json::object();
+  nlohmann::ordered_json fields;
   // A fact that already happened (a key was generated, a peer was denied) is kept and retried until it
   // is written; a request's record fails fast instead, and the request is refused.
   bool retry_until_written = false;

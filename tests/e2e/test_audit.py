@@ -263,6 +263,7 @@ class RecordedRun(unittest.TestCase):
 
         for i in range(4):
             ok("jwt", {"sub": f"user-{i}", "aud": AUDIENCES[i % 2]})
+        ok("jwt", {"sub": "user-both", "aud": list(AUDIENCES)})  # an array "aud", in the claims and the line
         for i in range(2):
             ok("jws", {"payload": b64url(f"payload-{i}".encode())})
         for i in range(2):
@@ -342,7 +343,7 @@ class ChainTest(RecordedRun):
         self.assertEqual(report["by_kid"], self.issued.by_kid())
         self.assertEqual(set(report["by_kid"]), {self.first_kid, self.rotated_kid}, "both keys signed")
         self.assertEqual(report["by_client"], self.issued.by_client())
-        self.assertEqual(report["by_client"], {"e2e": 15, "second": 3})
+        self.assertEqual(report["by_client"], {"e2e": 16, "second": 3})
         self.assertEqual(report["audit_kid"], load_audit_key(self.file)[0])
 
     def test_seq_is_contiguous_from_1_and_prev_is_the_sha256_of_the_line_before(self):

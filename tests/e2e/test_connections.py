@@ -116,5 +116,33 @@ class SlowClientTest(DaemonTestCase):
             self.assertTrue(conn.closed_by_peer(within=4.0), "still open well after idle_timeout 3s")
 
 
+class DeadlineTest(DaemonTestCase):
+    """A connection keeps one timer and moves a deadline: the timer fires at the old deadline when the new
+    one is later (idle after a request), and is re-armed when the new one is earlier (a request after an
+    idle spell). Either mistake shows here as a close at the wrong time."""
+    DAEMON = dict(server={"request_timeout": "1s", "idle_timeout": "4s"})
+
+    def test_an_idle_keep_alive_connection_outlives_request_timeout(self):
+        with self.daemon.raw() as conn:
+            self.assertEqual(conn.send(jwt_request("first")).response().status, 200)
+            # The answer's write armed request_timeout; waiting idle moved the deadline 4s out.
+            self.assertFalse(conn.closed_by_peer(within=2.5), "closed at request_timeout while idle")
+            self.assertEqual(conn.send(jwt_request("second")).response().status, 200)
+            self.assertTrue(conn.closed_by_peer(within=6.0), "still open well after idle_timeout 4s")
+
+    def test_a_request_stalled_after_an_idle_spell_times_out_at_request_timeout(self):
+        data = jwt_request("stalled-after-idle")
+        with self.daemon.raw() as conn:
+            self.assertEqual(conn.send(jwt_request("first")).response().status, 200)
+            time.sleep(1.5)  # idle: the deadline is idle_timeout, ~2.5s away
+            started = time.monotonic()
+            conn.send(data[:30])
+            answer = conn.response()
+            waited = time.monotonic() - started
+            self.assertIsNotNone(answer, "closed without a 408")
+            self.assertError(answer, 408, "timeout")
+            self.assertTrue(0.7 <= waited <= 2.2, f"408 after {waited:.1f}s with request_timeout 1s, idle 4s")
+
+
 if __name__ == "__main__":
     unittest.main()

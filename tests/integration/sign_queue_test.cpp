@@ -7,9 +7,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -382,6 +386,87 @@ TEST_F(SignQueueTest, RsaJobsCannotStarveEcJobs) {
     EXPECT_EQ(calls[i], 1) << i;
     EXPECT_TRUE(valid[i]) << i;
   }
+}
+
+// While EC jobs come in, RSA jobs leave a core free; without EC traffic they may use every RSA thread.
+// The RSA callbacks wait at a gate, so the number in progress is what the queue let start. The queue has
+// more workers than cores, so that its own RSA limit (workers - 1) is above the cores-but-one limit on
+// any machine, and the two cases differ.
+TEST_F(SignQueueTest, WhileEcJobsComeInRsaJobsLeaveACoreFree) {
+  const std::size_t cores = std::max(std::thread::hardware_concurrency(), 2u);
+  const std::size_t workers = cores + 2;
+  for (const bool ec_traffic : {false, true}) {
+    SCOPED_TRACE(ec_traffic ? "with an EC job just submitted" : "RSA alone");
+    const std::size_t kRsa = 2 * workers;
+    Completions seen(kRsa + 1);
+    std::atomic<int> rsa_in_progress{0};
+    SignQueue queue(workers, kRsa + 1);
+    Gate gate;
+    if (ec_traffic) {
+      ASSERT_TRUE(queue.submit(job(es256(), kRsa, seen)));
+    }
+    for (std::size_t i = 0; i < kRsa; ++i) {
+      ASSERT_TRUE(queue.submit(job(rs256(), i, seen, [&rsa_in_progress, opened = gate.opened()] {
+        ++rsa_in_progress;
+        opened.wait();
+      })));
+    }
+    ASSERT_TRUE(eventually([&] { return rsa_in_progress > 0; }));
+    std::this_thread::sleep_for(300ms);
+    const int expected = static_cast<int>(ec_traffic ? cores - 1 : workers - 1);
+    EXPECT_EQ(rsa_in_progress.load(), expected);
+    gate.open();
+    ASSERT_TRUE(seen.wait_for(kRsa + (ec_traffic ? 1 : 0)));
+    queue.stop();
+  }
+}
+
+// RSA signers run at a lower priority (nice 10); EC signers ask for short slices where the kernel has
+// them (Linux 6.12 and later show se.slice in /proc; before, the request is refused and nothing changes).
+TEST_F(SignQueueTest, RsaSignersRunAtALowerPriorityThanEcSigners) {
+  SignQueue queue(3, 8);
+  struct Thread {
+    std::string comm;
+    long nice;
+    long slice_ns;  // -1: the kernel does not show it
+  };
+  auto threads = [] {
+    std::vector<Thread> out;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm"), stat(task.path() / "stat"), sched(task.path() / "sched");
+      Thread t{"", 0, -1};
+      std::getline(comm, t.comm);
+      std::string line;
+      std::getline(stat, line);
+      std::istringstream fields(line.substr(line.rfind(')') + 2));
+      std::string field;
+      for (int i = 3; i <= 19 && fields >> field; ++i)
+        if (i == 19) t.nice = std::stol(field);  // proc(5): field 19 is nice
+      while (std::getline(sched, line))
+        if (line.rfind("se.slice", 0) == 0) t.slice_ns = std::stol(line.substr(line.find(':') + 1));
+      out.push_back(t);
+    }
+    return out;
+  };
+  std::vector<Thread> seen;
+  // The threads set their own priority as they start.
+  ASSERT_TRUE(eventually([&] {
+    seen = threads();
+    int rsa = 0, ec = 0;
+    for (const auto& t : seen) {
+      rsa += t.comm == "hsmsignd-rsa" && t.nice == 10;
+      ec += t.comm == "hsmsignd-sign";
+    }
+    return rsa == 2 && ec == 3;
+  })) << "expected 2 RSA threads at nice 10 and 3 EC signer threads";
+  for (const auto& t : seen) {
+    if (t.comm != "hsmsignd-sign") continue;
+    EXPECT_EQ(t.nice, 0);
+    if (t.slice_ns >= 0) {
+      EXPECT_EQ(t.slice_ns, 100000) << "an EC signer without a short slice";
+    }
+  }
+  queue.stop();
 }
 
 // The same flood without a gate, at the token's real speed: the 40 ES256 jobs queued behind 40 RS256

@@ -21,13 +21,15 @@ SignQueue::~SignQueue() { stop(); }
 
 bool SignQueue::submit(SignJob job) {
   const bool slow = key_type(job.signer->algorithm()) == KeyType::RSA;
+  bool wake;
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || fast_.size() + slow_.size() >= max_queued_) return false;
     (slow ? slow_ : fast_).push_back(std::move(job));
     if (!slow) last_fast_submit_ = std::chrono::steady_clock::now();
+    wake = runnable_locked(slow);
   }
-  (slow ? slow_wake_ : fast_wake_).notify_one();
+  if (wake) (slow ? slow_wake_ : fast_wake_).notify_one();
   return true;
 }
 
@@ -89,9 +91,11 @@ void SignQueue::work(bool slow) {
     lock.lock();
     --running_;
     if (slow) --slow_running_;
-    // A session came free: a worker of either lane that waited only for it may go on.
-    if (!fast_.empty()) fast_wake_.notify_one();
-    if (!slow_.empty()) slow_wake_.notify_one();
+    // A session came free: a worker of either lane that waited only for it may go on. Only a worker that
+    // can run is woken: the woken thread preempts this one, and RSA workers woken for nothing (all the
+    // cores RSA may have are busy) cost ES256 requests beside an RS256 load a context switch each.
+    if (runnable_locked(false)) fast_wake_.notify_one();
+    if (runnable_locked(true)) slow_wake_.notify_one();
   }
 }
 

@@ -469,6 +469,44 @@ TEST_F(SignQueueTest, RsaSignersRunAtALowerPriorityThanEcSigners) {
   queue.stop();
 }
 
+// Sleeps of the RSA worker threads so far (each wake-up ends in one: the worker waits again or sleeps
+// after its jobs), read from /proc.
+long rsa_worker_sleeps() {
+  long total = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm"), status(task.path() / "status");
+    std::string name, line;
+    std::getline(comm, name);
+    if (name != "hsmsignd-rsa") continue;
+    while (std::getline(status, line))
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stol(line.substr(line.find(':') + 1));
+  }
+  return total;
+}
+
+// An RSA worker is woken only when it may run: while ES256 jobs drain, the queued RSA jobs wait, and
+// waking their worker at every ES256 completion only costs a context switch on the ES256 path.
+TEST_F(SignQueueTest, QueuedRsaJobsDoNotWakeTheirWorkerAtEveryEcCompletion) {
+  constexpr std::size_t kEc = 400, kRsa = 4;
+  Completions seen(kEc + kRsa);
+  std::atomic<std::size_t> ec_done{0};
+  SignQueue queue(2, kEc + kRsa);  // one RSA worker
+  ASSERT_TRUE(eventually([] { return rsa_worker_sleeps() > 0; }));  // started, and waiting
+  for (std::size_t i = 0; i < kEc; ++i)
+    ASSERT_TRUE(queue.submit(job(es256(), i, seen, [&ec_done] { ++ec_done; })));
+  const long before = rsa_worker_sleeps();
+  for (std::size_t i = kEc; i < kEc + kRsa; ++i) ASSERT_TRUE(queue.submit(job(rs256(), i, seen)));
+  ASSERT_TRUE(eventually([&] { return ec_done == kEc; }));
+  const long sleeps = rsa_worker_sleeps() - before;
+  ASSERT_TRUE(seen.wait_for(kEc + kRsa));
+  queue.stop();
+  RecordProperty("rsa_worker_sleeps_while_es256_drained", static_cast<int>(sleeps));
+  // Woken at every ES256 completion it would sleep hundreds of times; woken only to run, a few.
+  EXPECT_LT(sleeps, static_cast<long>(kEc / 10));
+  const auto calls = seen.calls();
+  for (std::size_t i = 0; i < kEc + kRsa; ++i) EXPECT_EQ(calls[i], 1) << i;
+}
+
 // The same flood without a gate, at the token's real speed: the 40 ES256 jobs queued behind 40 RS256
 // jobs all finish long before the RSA backlog does. (This one alone would also pass without the limit,
 // because idle workers prefer ES jobs; the gated test above is the one that pins the limit down.)

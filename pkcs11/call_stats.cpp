@@ -28,6 +28,12 @@ void CallStat::record(std::uint64_t ns, bool failed) {
   buckets[i].fetch_add(1, std::memory_order_relaxed);
 }
 
+CallStatSnapshot CallStat::snapshot() const {
+  CallStatSnapshot snap{{}, calls.load(), errors.load(), total_ns.load(), {}};
+  for (std::size_t i = 0; i < snap.buckets.size(); ++i) snap.buckets[i] = buckets[i].load();
+  return snap;
+}
+
 CallStat& call_stat(const std::string& function) {
   auto& r = registry();
   std::lock_guard lock(r.mutex);
@@ -41,9 +47,8 @@ std::vector<CallStatSnapshot> call_stats() {
   std::lock_guard lock(r.mutex);
   std::vector<CallStatSnapshot> out;
   for (const auto& [name, s] : r.stats) {
-    CallStatSnapshot snap{name, s->calls.load(), s->errors.load(), s->total_ns.load(), {}};
-    for (std::size_t i = 0; i < snap.buckets.size(); ++i) snap.buckets[i] = s->buckets[i].load();
-    out.push_back(std::move(snap));
+    out.push_back(s->snapshot());
+    out.back().function = name;
   }
   return out;
 }

@@ -10,6 +10,8 @@
 
 namespace hsmsignd::pkcs11 {
 
+struct CallStatSnapshot;
+
 struct CallStat {
   // Upper bounds of the latency histogram, in microseconds (the last bucket is everything above).
   static constexpr std::array<std::uint64_t, 12> kBucketsUs{10, 25, 50, 100, 250, 500, 1000,
@@ -20,6 +22,7 @@ struct CallStat {
   std::array<std::atomic<std::uint64_t>, kBucketsUs.size() + 1> buckets{};
 
   void record(std::uint64_t ns, bool failed);
+  CallStatSnapshot snapshot() const;  // `function` left empty
 };
 
 // The counters of one function, created on first use and never freed (references stay valid).

@@ -113,7 +113,9 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
   if (key == nullptr) return reply(error_response(ApiError::unavailable("keyset \"" + keyset.name + "\" has no active key")));
   signing::SignJob job{key->signer, make_input(*key, record), digest, {}};
   job.done = [this, view, key, reply, record = std::move(record), done = std::move(done)](
-                 pkcs11::Result<Bytes> signature, std::string input) mutable {
+                 pkcs11::Result<Bytes> signature, std::string input, signing::SignTimes times) mutable {
+    s_.metrics.stage(metrics::Stage::queue, times.queued);
+    s_.metrics.stage(metrics::Stage::sign, times.signing);
     if (!signature) {
       const auto& e = signature.error();
       // One line when the token starts failing, not one per refused request.
@@ -128,8 +130,10 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
     JsonObjectWriter::members(record.members).string("keyset", key->keyset).string("kid", key->kid);
     HttpResponse answer = done(*key, input, *signature);
     // Answered only once the record of this signature is on disk; without a record, no answer.
-    s_.audit.append(std::move(record), [reply, answer = std::move(answer)](bool durable) mutable {
+    s_.audit.append(std::move(record), [&metrics = s_.metrics, signed_at = std::chrono::steady_clock::now(), reply,
+                                        answer = std::move(answer)](bool durable) mutable {
       if (!durable) return reply(error_response(ApiError::unavailable("the audit log cannot be written")));
+      metrics.stage(metrics::Stage::audit, std::chrono::steady_clock::now() - signed_at);
       reply(std::move(answer));
     });
   };

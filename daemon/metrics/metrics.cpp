@@ -2,13 +2,27 @@
 
 #include <algorithm>
 
-#include "call_stats.h"
-
 namespace hsmsignd::metrics {
 namespace {
 
 constexpr std::array<const char*, kRoutes> kRouteNames{"jwt", "jws", "sign", "keys", "jwks",
                                                        "healthz", "metrics", "admin", "other"};
+constexpr std::array<const char*, kStages> kStageNames{"queue", "sign", "audit"};
+
+// One histogram's samples: `labels` is `name="value"`.
+void histogram(std::string& out, const std::string& metric, const std::string& labels,
+               const pkcs11::CallStatSnapshot& s) {
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < pkcs11::CallStat::kBucketsUs.size(); ++b) {
+    cumulative += s.buckets[b];
+    out += metric + "_bucket{" + labels + ",le=\"" +
+           std::to_string(static_cast<double>(pkcs11::CallStat::kBucketsUs[b]) / 1e6) + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  out += metric + "_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(s.calls) + "\n";
+  out += metric + "_sum{" + labels + "} " + std::to_string(static_cast<double>(s.total_ns) / 1e9) + "\n";
+  out += metric + "_count{" + labels + "} " + std::to_string(s.calls) + "\n";
+}
 
 std::size_t status_index(int status) {
   auto it = std::find(kStatuses.begin(), kStatuses.end(), status);
@@ -23,6 +37,10 @@ Metrics::Metrics(std::vector<Keyset> keysets)
 
 void Metrics::request(Route route, int status) {
   requests_[static_cast<std::size_t>(route)][status_index(status)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Metrics::stage(Stage stage, std::chrono::nanoseconds took) {
+  stages_[static_cast<std::size_t>(stage)].record(static_cast<std::uint64_t>(std::max(took.count(), std::int64_t{0})), false);
 }
 
 void Metrics::signature(std::string_view keyset) {
@@ -52,24 +70,19 @@ std::string Metrics::render(const Gauges& g) const {
 
   out += "# HELP hsmsignd_token_call_seconds Latency of PKCS#11 calls, by function.\n"
          "# TYPE hsmsignd_token_call_seconds histogram\n";
-  for (const auto& s : pkcs11::call_stats()) {
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < pkcs11::CallStat::kBucketsUs.size(); ++b) {
-      cumulative += s.buckets[b];
-      out += "hsmsignd_token_call_seconds_bucket{function=\"" + s.function + "\",le=\"" +
-             std::to_string(static_cast<double>(pkcs11::CallStat::kBucketsUs[b]) / 1e6) + "\"} " +
-             std::to_string(cumulative) + "\n";
-    }
-    out += "hsmsignd_token_call_seconds_bucket{function=\"" + s.function + "\",le=\"+Inf\"} " +
-           std::to_string(s.calls) + "\n";
-    out += "hsmsignd_token_call_seconds_sum{function=\"" + s.function + "\"} " +
-           std::to_string(static_cast<double>(s.total_ns) / 1e9) + "\n";
-    out += "hsmsignd_token_call_seconds_count{function=\"" + s.function + "\"} " + std::to_string(s.calls) + "\n";
-  }
+  for (const auto& s : pkcs11::call_stats())
+    histogram(out, "hsmsignd_token_call_seconds", "function=\"" + s.function + "\"", s);
   out += "# HELP hsmsignd_token_call_errors_total PKCS#11 calls that did not return CKR_OK, by function.\n"
          "# TYPE hsmsignd_token_call_errors_total counter\n";
   for (const auto& s : pkcs11::call_stats())
     out += "hsmsignd_token_call_errors_total{function=\"" + s.function + "\"} " + std::to_string(s.errors) + "\n";
+
+  out += "# HELP hsmsignd_request_stage_seconds Where signing requests' time went: waiting for a signer "
+         "(queue), the token's signature and its check (sign), waiting for the audit line to be durable (audit).\n"
+         "# TYPE hsmsignd_request_stage_seconds histogram\n";
+  for (std::size_t i = 0; i < kStages; ++i)
+    histogram(out, "hsmsignd_request_stage_seconds", "stage=\"" + std::string(kStageNames[i]) + "\"",
+              stages_[i].snapshot());
 
   out += "# HELP hsmsignd_sessions_in_use Token sessions leased right now.\n"
          "# TYPE hsmsignd_sessions_in_use gauge\n"

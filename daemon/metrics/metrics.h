@@ -3,12 +3,14 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "call_stats.h"
 #include "hsmsignd/algorithm.h"
 
 namespace hsmsignd::metrics {
@@ -16,6 +18,10 @@ namespace hsmsignd::metrics {
 enum class Route { jwt, jws, sign, keys, jwks, healthz, metrics, admin, other };
 inline constexpr std::size_t kRoutes = 9;
 inline constexpr std::array<int, 11> kStatuses{200, 400, 403, 404, 405, 408, 413, 429, 431, 500, 503};
+// Where a signing request's time goes: waiting for a signer (queue), the token's signature and its
+// check (sign), waiting for its audit line to be durable (audit).
+enum class Stage { queue, sign, audit };
+inline constexpr std::size_t kStages = 3;
 
 struct Gauges {  // read when /metrics is rendered
   std::size_t sessions_in_use = 0, sessions = 0, sign_queue = 0;
@@ -35,6 +41,7 @@ class Metrics {
 
   void request(Route route, int status);
   void signature(std::string_view keyset);
+  void stage(Stage stage, std::chrono::nanoseconds took);
 
   std::string render(const Gauges& gauges) const;
 
@@ -42,6 +49,7 @@ class Metrics {
   std::array<std::array<std::atomic<std::uint64_t>, kStatuses.size()>, kRoutes> requests_{};
   std::vector<Keyset> keysets_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> signatures_;
+  std::array<pkcs11::CallStat, kStages> stages_;  // the token calls' histogram, for the stages
 };
 
 }  // namespace hsmsignd::metrics

@@ -21,12 +21,13 @@ SignQueue::~SignQueue() { stop(); }
 
 bool SignQueue::submit(SignJob job) {
   const bool slow = key_type(job.signer->algorithm()) == KeyType::RSA;
+  job.submitted = std::chrono::steady_clock::now();
   bool wake;
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || fast_.size() + slow_.size() >= max_queued_) return false;
+    if (!slow) last_fast_submit_ = job.submitted;
     (slow ? slow_ : fast_).push_back(std::move(job));
-    if (!slow) last_fast_submit_ = std::chrono::steady_clock::now();
     wake = runnable_locked(slow);
   }
   if (wake) (slow ? slow_wake_ : fast_wake_).notify_one();
@@ -85,8 +86,10 @@ void SignQueue::work(bool slow) {
     if (slow) ++slow_running_;
     lock.unlock();
 
+    const auto started = std::chrono::steady_clock::now();
     auto result = job.digest ? job.signer->sign_digest(as_bytes(job.input)) : job.signer->sign(as_bytes(job.input));
-    job.done(std::move(result), std::move(job.input));
+    const SignTimes times{started - job.submitted, std::chrono::steady_clock::now() - started};
+    job.done(std::move(result), std::move(job.input), times);
 
     lock.lock();
     --running_;

@@ -20,12 +20,19 @@
 
 namespace hsmsignd::signing {
 
+// Where a job's time went: waiting for a signer thread and a session, then the token's signature and
+// its check.
+struct SignTimes {
+  std::chrono::nanoseconds queued{}, signing{};
+};
+
 struct SignJob {
   std::shared_ptr<CheckedSigner> signer;
   std::string input;       // the JWS signing input, or the digest when `digest` is set
   bool digest = false;
   // Runs on the worker thread (keep it short: post), and gets `input` back so that nothing is copied.
-  std::function<void(pkcs11::Result<Bytes>, std::string input)> done;
+  std::function<void(pkcs11::Result<Bytes>, std::string input, SignTimes times)> done;
+  std::chrono::steady_clock::time_point submitted{};  // set by submit
 };
 
 class SignQueue {

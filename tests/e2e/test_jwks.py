@@ -1,6 +1,7 @@
 """What the daemon publishes: the JWK Set (listener, socket, file), /v1/keys, /healthz and /metrics."""
 import json
 import re
+import time
 import unittest
 from datetime import datetime, timedelta
 
@@ -182,6 +183,30 @@ class JwksTest(DaemonTestCase):
                          "one token is one signature")
         self.assertIn("# TYPE hsmsignd_requests_total counter", after)
         self.assertIn("# TYPE hsmsignd_signatures_total counter", after)
+
+    def test_metrics_say_where_a_requests_time_went(self):
+        def stages(text, part):
+            return metric_values(text, f"hsmsignd_request_stage_seconds_{part}")
+
+        before = self.daemon.get("/metrics").body.decode()
+        started = time.monotonic()
+        self.daemon.jwt(keyset="es256")
+        took = time.monotonic() - started
+        after = self.daemon.get("/metrics").body.decode()
+        self.assertIn("# TYPE hsmsignd_request_stage_seconds histogram", after)
+        spent = 0.0
+        for stage in ("queue", "sign", "audit"):
+            labels = f'{{stage="{stage}"}}'
+            counts = stages(after, "count").get(labels, 0) - stages(before, "count").get(labels, 0)
+            self.assertEqual(counts, 1.0, f"one request, one {stage} sample")
+            seconds = stages(after, "sum")[labels] - stages(before, "sum").get(labels, 0)
+            self.assertGreaterEqual(seconds, 0.0, stage)
+            spent += seconds
+            inf = f'{{stage="{stage}",le="+Inf"}}'
+            self.assertEqual(stages(after, "bucket")[inf], stages(after, "count")[labels], stage)
+        # The stages are parts of the request: together more than nothing, less than the whole.
+        self.assertGreater(spent, 0.0)
+        self.assertLess(spent, took)
 
 
 if __name__ == "__main__":

@@ -46,12 +46,14 @@ bool eventually(const std::function<bool()>& condition) {
 // What the done callbacks saw, shared with the test thread.
 class Completions {
  public:
-  explicit Completions(std::size_t jobs) : calls_(jobs, 0), valid_(jobs, false), input_back_(jobs, false) {}
+  explicit Completions(std::size_t jobs)
+      : calls_(jobs, 0), valid_(jobs, false), input_back_(jobs, false), times_(jobs) {}
 
-  void record(std::size_t job, bool valid, bool input_back) {
+  void record(std::size_t job, bool valid, bool input_back, SignTimes times = {}) {
     {
       std::lock_guard lock(mutex_);
       ++calls_.at(job);
+      times_.at(job) = times;
       valid_.at(job) = valid;
       input_back_.at(job) = input_back;
       order_.push_back(job);
@@ -85,6 +87,10 @@ class Completions {
     std::lock_guard lock(mutex_);
     return order_;
   }
+  std::vector<SignTimes> times() const {
+    std::lock_guard lock(mutex_);
+    return times_;
+  }
 
  private:
   mutable std::mutex mutex_;
@@ -92,6 +98,7 @@ class Completions {
   std::vector<int> calls_;
   std::vector<bool> valid_, input_back_;
   std::vector<std::size_t> order_;
+  std::vector<SignTimes> times_;
 };
 
 // A gate the done callbacks of chosen jobs wait at, holding their worker, until the test opens it.
@@ -154,7 +161,7 @@ class SignQueueTest : public ::testing::Test {
     j.input = input;
     j.digest = digest;
     j.done = [signer, index, &seen, hold = std::move(hold), expected = input, digest](
-                 pkcs11::Result<Bytes> signature, std::string input_back) {
+                 pkcs11::Result<Bytes> signature, std::string input_back, SignTimes times) {
       if (hold) hold();
       auto check = [&](const std::string& bytes) {
         return digest ? crypto::verify_digest(signer->public_key(), as_bytes(bytes), *signature)
@@ -167,7 +174,7 @@ class SignQueueTest : public ::testing::Test {
         other[0] ^= 0x01;
         valid = check(expected) && !check(other);
       }
-      seen.record(index, valid, input_back == expected);
+      seen.record(index, valid, input_back == expected, times);
     };
     return j;
   }
@@ -220,12 +227,12 @@ TEST_F(SignQueueTest, ASignatureOverAnotherJobsInputDoesNotVerify) {
   SignJob a = job(es256(), 0, seen), b = job(es256(), 1, seen);
   auto wrap = [&m](SignJob j, Bytes& out) {
     auto inner = std::move(j.done);
-    j.done = [&m, &out, inner](pkcs11::Result<Bytes> sig, std::string input) {
+    j.done = [&m, &out, inner](pkcs11::Result<Bytes> sig, std::string input, SignTimes times) {
       {
         std::lock_guard lock(m);
         if (sig) out = *sig;
       }
-      inner(std::move(sig), std::move(input));
+      inner(std::move(sig), std::move(input), times);
     };
     return j;
   };
@@ -467,6 +474,25 @@ TEST_F(SignQueueTest, RsaSignersRunAtALowerPriorityThanEcSigners) {
     }
   }
   queue.stop();
+}
+
+// The times a job reports: the second of two jobs on one worker waited for the first, which held the
+// worker for 200 ms; each signature took some time, and far less than that.
+TEST_F(SignQueueTest, TimesSayHowLongAJobWaitedAndHowLongItsSignatureTook) {
+  constexpr auto kHeld = 200ms;
+  Completions seen(2);
+  SignQueue queue(1, 8);
+  ASSERT_TRUE(queue.submit(job(es256(), 0, seen, [kHeld] { std::this_thread::sleep_for(kHeld); })));
+  ASSERT_TRUE(queue.submit(job(es256(), 1, seen)));
+  ASSERT_TRUE(seen.wait_for(2));
+  queue.stop();
+  const auto times = seen.times();
+  EXPECT_LT(times[0].queued, kHeld / 2) << "the first job found the worker free";
+  EXPECT_GE(times[1].queued, kHeld) << "the second job waited while the first held the worker";
+  for (const auto& t : times) {
+    EXPECT_GT(t.signing.count(), 0);
+    EXPECT_LT(t.signing, kHeld / 2);
+  }
 }
 
 // Sleeps of the RSA worker threads so far (each wake-up ends in one: the worker waits again or sleeps

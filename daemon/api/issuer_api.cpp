@@ -130,10 +130,10 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
     JsonObjectWriter::members(record.members).string("keyset", key->keyset).string("kid", key->kid);
     HttpResponse answer = done(*key, input, *signature);
     // Answered only once the record of this signature is on disk; without a record, no answer.
-    s_.audit.append(std::move(record), [&metrics = s_.metrics, signed_at = std::chrono::steady_clock::now(), reply,
+    s_.audit.append(std::move(record), [&counters = s_.metrics, signed_at = std::chrono::steady_clock::now(), reply,
                                         answer = std::move(answer)](bool durable) mutable {
       if (!durable) return reply(error_response(ApiError::unavailable("the audit log cannot be written")));
-      metrics.stage(metrics::Stage::audit, std::chrono::steady_clock::now() - signed_at);
+      counters.stage(metrics::Stage::audit, std::chrono::steady_clock::now() - signed_at);
       reply(std::move(answer));
     });
   };

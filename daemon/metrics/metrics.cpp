@@ -40,7 +40,8 @@ void Metrics::request(Route route, int status) {
 }
 
 void Metrics::stage(Stage stage, std::chrono::nanoseconds took) {
-  stages_[static_cast<std::size_t>(stage)].record(static_cast<std::uint64_t>(std::max(took.count(), std::int64_t{0})), false);
+  const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(took.count(), 0));
+  stages_[static_cast<std::size_t>(stage)].record(ns, false);
 }
 
 void Metrics::signature(std::string_view keyset) {

@@ -3,7 +3,6 @@
 #include <openssl/evp.h>
 
 #include <array>
-#include <memory>
 
 #include "cryptoki.h"
 
@@ -37,18 +36,8 @@ Result<Bytes> token_sign(SessionRef s, CK_OBJECT_HANDLE key, CK_MECHANISM mechan
   return signature;
 }
 
-// Fetched once: OpenSSL 3 fetches an implicit EVP_sha256() again on every use, under a lock on its
-// provider store that every signer thread (and SoftHSM inside them) takes too.
-using FetchedMd = std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)>;
-const EVP_MD* sha2(bool sha384) {
-  static const FetchedMd sha256_md(EVP_MD_fetch(nullptr, "SHA2-256", nullptr), &EVP_MD_free);
-  static const FetchedMd sha384_md(EVP_MD_fetch(nullptr, "SHA2-384", nullptr), &EVP_MD_free);
-  return sha384 ? sha384_md.get() : sha256_md.get();
-}
-
 Result<Bytes> hash(Algorithm algorithm, ByteView message) {
-  const EVP_MD* md = sha2(algorithm == Algorithm::ES384);
-  if (md == nullptr) return Error::refused("OpenSSL offers no SHA-2");
+  const EVP_MD* md = algorithm == Algorithm::ES384 ? EVP_sha384() : EVP_sha256();
   Bytes digest(EVP_MAX_MD_SIZE);
   unsigned int length = 0;
   if (EVP_Digest(message.data(), message.size(), digest.data(), &length, md, nullptr) != 1)

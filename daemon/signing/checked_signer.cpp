@@ -1,5 +1,6 @@
 #include "signing/checked_signer.h"
 
+#include "crypto/digest.h"
 #include "crypto/evp_key.h"
 #include "crypto/verify.h"
 #include "log/log.h"
@@ -18,6 +19,13 @@ pkcs11::Result<std::shared_ptr<CheckedSigner>> CheckedSigner::make(std::shared_p
                                                                   VerifyPolicy policy) {
   auto key = crypto::to_evp(signer->public_key());
   if (!key) return pkcs11::Error::refused("the token's public key is unusable: " + key.error().what());
+  // The hash of the checks and of ECDSA signatures, fetched now: an OpenSSL without it fails the start
+  // (md_for throws), not a signer thread.
+  try {
+    (void)crypto::md_for(signer->algorithm());
+  } catch (const std::exception& e) {
+    return pkcs11::Error::refused(e.what());
+  }
   return std::make_shared<CheckedSigner>(std::move(signer), std::move(*key), policy);
 }
 
@@ -34,6 +42,11 @@ pkcs11::Result<Bytes> CheckedSigner::checked(pkcs11::Result<Bytes> signature, bo
 }
 
 pkcs11::Result<Bytes> CheckedSigner::sign(ByteView message) {
+  // ECDSA signs a digest: made once here, it serves both the token and the check.
+  if (key_type(algorithm()) == KeyType::EC) {
+    const Bytes digest = crypto::digest_for(algorithm(), message);
+    return sign_digest(digest);
+  }
   auto signature = signer_->sign(message);
   if (!signature || !should_verify()) return signature;
   const bool ok = crypto::verify(key_.get(), signer_->algorithm(), message, *signature);

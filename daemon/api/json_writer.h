@@ -10,7 +10,8 @@
 
 namespace hsmsignd::api {
 
-// `s` as a JSON string literal (UTF-8 passes through; `s` is valid UTF-8, checked where it came in).
+// `s` as a JSON string literal. Well-formed UTF-8 passes through; each ill-formed sequence becomes
+// U+FFFD, so that no byte a peer sent (a request target, a header) can make a line that is not JSON.
 void append_json_string(std::string& out, std::string_view s);
 
 class JsonObjectWriter {

@@ -530,6 +530,28 @@ print(json.dumps(out))
 """
 
 
+RAW_PEER_SCRIPT = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(bytes.fromhex(sys.argv[2]))
+s.shutdown(socket.SHUT_WR)
+answer = b""
+while chunk := s.recv(65536):
+    answer += chunk
+sys.stdout.write(answer.hex())
+"""
+
+
+def raw_as_uid(uid, socket_path, data):
+    """The bytes `data` sent as they are by a process of another uid; the daemon's answer, as bytes."""
+    out = subprocess.run(["setpriv", f"--reuid={uid}", "--regid=0", "--clear-groups", "/usr/bin/python3", "-c",
+                          RAW_PEER_SCRIPT, str(socket_path), data.hex()], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return bytes.fromhex(out.stdout)
+
+
 def as_uid(uid, socket_path, requests):
     """Requests made by a process of another uid (gid 0, so that the 0660 socket is reachable)."""
     setpriv = shutil.which("setpriv")

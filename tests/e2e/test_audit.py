@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwcrypto import jwk
 
-from harness import (AUDIENCES, Daemon, FreshDaemonTestCase, UnixHTTPConnection, as_uid, b64url, b64url_decode,
+from harness import (AUDIENCES, Daemon, FreshDaemonTestCase, UnixHTTPConnection, as_uid, b64url, b64url_decode, raw_as_uid,
                      client, hsmsignctl_bin, verify_jws, verify_jwt)
 
 NOBODY = 65534        # no [[client]]: denied
@@ -688,6 +688,23 @@ class RotationTest(unittest.TestCase):
 
 
 # --- restarts -------------------------------------------------------------------------------------------
+
+class HostileBytesTest(FreshDaemonTestCase):
+    def test_a_denied_peers_bytes_that_are_not_utf8_keep_the_log_json_and_verifiable(self):
+        # The deny line quotes the request target, which any local user can fill with any bytes.
+        d = self.daemon
+        target = b"/v1/jwt\xff\xfe\xc3"
+        answer = raw_as_uid(NOBODY, d.socket_path,
+                            b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 403 "), answer)
+        d.jwt(sub="after")
+        lines = read_lines(log_file(d))  # strict UTF-8
+        denies = [json.loads(line) for line in lines if '"event":"deny"' in line]
+        # Each ill-formed sequence is one U+FFFD, as Python's own decoder has it.
+        self.assertEqual([r["target"] for r in denies], [target.decode("utf-8", "replace")])
+        out = audit_verify(log_file(d))
+        self.assertEqual(out.returncode, 0, out)
+
 
 class RestartTest(FreshDaemonTestCase):
     def test_after_kill_9_the_chain_continues(self):

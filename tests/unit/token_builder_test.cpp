@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <random>
+#include <utility>
+#include <vector>
 #include <set>
 #include <string>
 
@@ -163,6 +166,51 @@ TEST(JsonWriter, WritesWhatNlohmannDumpWrites) {
   const nlohmann::ordered_json expected = {{"k\"ey", tricky}, {"n", -42}, {"raw", {1, 2}}};
   EXPECT_EQ(out, expected.dump());
   EXPECT_EQ(nlohmann::ordered_json::parse(out), expected);
+}
+
+// Bytes that are not UTF-8 (a request target, a token's label) must not make a line that is not JSON:
+// each ill-formed sequence becomes one U+FFFD, as Python's bytes.decode("utf-8", "replace") gives them
+// (the expected strings below are its output: Unicode's "maximal subpart" practice).
+TEST(JsonWriter, ReplacesIllFormedUtf8AsUnicodeRecommends) {
+  const std::string r = "\xEF\xBF\xBD";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"a\xF1\x80\x80\xE1\x80\xC2" "b\x80" "c\x80\xBF" "d", "a" + r + r + r + "b" + r + "c" + r + r + "d"},
+      {"\xED\xA0\x80", r + r + r},          // a surrogate
+      {"\xC0\xAF", r + r},                  // overlong
+      {"\xF4\x90\x80\x80", r + r + r + r},  // above U+10FFFF
+      {"\xE2\x82", r},                      // cut short
+      {"/v1/jwt\xFF\xFE\xC3", "/v1/jwt" + r + r + r},
+      {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9D\x84\x9E", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9D\x84\x9E"},  // well-formed
+  };
+  for (const auto& [in, expected] : cases) {
+    std::string out;
+    append_json_string(out, in);
+    EXPECT_EQ(out, "\"" + expected + "\"") << testing::PrintToString(in);
+    EXPECT_EQ(nlohmann::json::parse(out).get<std::string>(), expected);
+  }
+}
+
+// Whatever the bytes, the output is a JSON string a strict parser takes, and well-formed UTF-8 comes
+// back unchanged.
+TEST(JsonWriter, AnyBytesMakeAStringAStrictParserTakes) {
+  std::mt19937 random(7);
+  for (int round = 0; round < 20000; ++round) {
+    std::string in(random() % 12, '\0');
+    for (auto& c : in) c = static_cast<char>(random() % 2 ? random() % 256 : 0x80 + random() % 0x40);
+    std::string out;
+    append_json_string(out, in);
+    nlohmann::json parsed;
+    ASSERT_NO_THROW(parsed = nlohmann::json::parse(out)) << testing::PrintToString(in);
+    bool well_formed = true;
+    try {
+      (void)nlohmann::json(in).dump();
+    } catch (const nlohmann::json::type_error&) {
+      well_formed = false;
+    }
+    if (well_formed) {
+      EXPECT_EQ(parsed.get<std::string>(), in);
+    }
+  }
 }
 
 }  // namespace

@@ -113,10 +113,11 @@ std::unique_ptr<audit::AuditLog> open_audit(const config::Config& config) {
 }
 
 audit::Record to_record(const keyring::Event& e) {
-  audit::Record r{e.type, nlohmann::ordered_json::object(), true};
-  if (!e.keyset.empty()) r.fields["keyset"] = e.keyset;
-  if (!e.kid.empty()) r.fields["kid"] = e.kid;
-  if (!e.detail.empty()) r.fields[e.type == "error" ? "reason" : "label"] = e.detail;
+  audit::Record r{e.type, true};
+  auto members = r.add();
+  if (!e.keyset.empty()) members.string("keyset", e.keyset);
+  if (!e.kid.empty()) members.string("kid", e.kid);
+  if (!e.detail.empty()) members.string(e.type == "error" ? "reason" : "label", e.detail);
   return r;
 }
 
@@ -183,12 +184,18 @@ void Daemon::start() {
   parts_ = std::make_unique<Parts>(config_);
   auto& p = *parts_;
   const auto& token = p.token.pool->token();
-  p.audit->append({"start", {{"pid", ::getpid()}, {"uid", ::geteuid()}}, true});
-  p.audit->append({"config", {{"file", config_.file.string()}, {"sha256", file_sha256(config_.file)}}, true});
-  p.audit->append({"login", {{"token", token.label}, {"serial", token.serial}, {"model", token.model}}, true});
+  audit::Record start{"start", true}, config{"config", true}, login{"login", true};
+  start.add().number("pid", ::getpid()).number("uid", ::geteuid());
+  config.add().string("file", config_.file.string()).string("sha256", file_sha256(config_.file));
+  login.add().string("token", token.label).string("serial", token.serial).string("model", token.model);
+  p.audit->append(std::move(start));
+  p.audit->append(std::move(config));
+  p.audit->append(std::move(login));
 
   auto audit_key = audit::open_audit_key(*p.token.pool, [&](const std::string& kid, const std::string& label) {
-    p.audit->append({"keygen", {{"keyset", audit::kAuditKeyset}, {"kid", kid}, {"label", label}}, true});
+    audit::Record keygen{"keygen", true};
+    keygen.add().string("keyset", audit::kAuditKeyset).string("kid", kid).string("label", label);
+    p.audit->append(std::move(keygen));
   });
   if (!audit_key) throw StartupError(1, "the audit key: " + audit_key.error().what());
   p.audit->set_checkpoint_signer({audit_key->kid, "ES256", [signer = audit_key->signer](const std::string& message) {
@@ -254,8 +261,13 @@ void Daemon::start() {
     if (!cause.device_fault()) p.health.token_ok();
     log::info("token_recovered", {{"token", token.label}, {"cause", cause.what()}, {"outage_ms", std::to_string(outage.count())},
                                   {"reinitialisations", std::to_string(p.token.pool->recoveries())}});
-    p.audit->append({"login", {{"token", token.label}, {"serial", token.serial}, {"recovered", true},
-                               {"outage_ms", outage.count()}}, true});
+    audit::Record login{"login", true};
+    login.add()
+        .string("token", token.label)
+        .string("serial", token.serial)
+        .boolean("recovered", true)
+        .number("outage_ms", outage.count());
+    p.audit->append(std::move(login));
   });
   // From here on the lifecycle thread makes the transitions and republishes the JWKS file.
   p.keyring.start([file = config_.jwks.file](const keyring::View& v) {
@@ -327,7 +339,9 @@ int Daemon::run() {
   p.keyring.stop();
   p.queue.stop();
   // The last lines: the stop, and a checkpoint that covers everything before it.
-  p.audit->append({"stop", {{"pid", ::getpid()}}, true});
+  audit::Record stop{"stop", true};
+  stop.add().number("pid", ::getpid());
+  p.audit->append(std::move(stop));
   p.audit->checkpoint();
   const bool written = p.audit->flush();
   if (!written) log::error("audit_incomplete", {{"reason", "the last audit lines could not be written: " + p.audit->failure()}});

@@ -6,6 +6,7 @@
 
 #include "api/api_error.h"
 #include "api/json_body.h"
+#include "api/peer_record.h"
 #include "custody/custody_report.h"
 #include "log/log.h"
 
@@ -33,7 +34,9 @@ void AdminApi::handle(const policy::Peer& peer, const HttpRequest& request, Repl
   };
   if (peer.uid != 0 && peer.uid != ::geteuid()) {
     log::warning("deny", {{"uid", who(peer)}, {"pid", std::to_string(peer.pid)}, {"reason", "admin socket"}});
-    audit_.append({"deny", {{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}, {"reason", "admin socket"}}, true});
+    auto denied = peer_record("deny", peer, nullptr, true);
+    denied.add().string("reason", "admin socket");
+    audit_.append(std::move(denied));
     return reply(error_response(ApiError::forbidden("the admin socket is for root and the daemon's user only")));
   }
   const auto& t = request.target;
@@ -65,7 +68,9 @@ void AdminApi::rotate(const policy::Peer& peer, const HttpRequest& request, Repl
   const std::string keyset = (*body)["keyset"];
   const bool immediate = body->value("immediate", false);
   log::info("admin_rotate", {{"uid", who(peer)}, {"keyset", keyset}, {"immediate", immediate ? "true" : "false"}});
-  record(peer, {{"operation", "rotate"}, {"keyset", keyset}, {"immediate", immediate}});
+  auto step = ceremony_record(peer, "rotate");
+  step.add().string("keyset", keyset).boolean("immediate", immediate);
+  audit_.append(std::move(step));
   keyring_.rotate(keyset, immediate, [reply, keyset](pkcs11::Result<std::string> kid) {
     if (!kid) return reply(error_response(from_keyring(kid.error())));
     reply({200, nlohmann::json{{"keyset", keyset}, {"kid", *kid}}.dump(), "application/json", {}, {}});
@@ -82,7 +87,9 @@ void AdminApi::retire_or_destroy(const policy::Peer& peer, const HttpRequest& re
   const std::string kid = (*body)["kid"];
   const char* operation = destroy ? "destroy" : "retire";
   log::info(std::string("admin_") + operation, {{"uid", who(peer)}, {"kid", kid}});
-  record(peer, {{"operation", operation}, {"kid", kid}});
+  auto step = ceremony_record(peer, operation);
+  step.add().string("kid", kid);
+  audit_.append(std::move(step));
   auto done = [reply, kid, answer = destroy ? "destroyed" : "retired"](pkcs11::Status ok) {
     if (!ok) return reply(error_response(from_keyring(ok.error())));
     reply({200, nlohmann::json{{answer, kid}}.dump(), "application/json", {}, {}});
@@ -94,10 +101,10 @@ void AdminApi::retire_or_destroy(const policy::Peer& peer, const HttpRequest& re
 
 namespace hsmsignd::api {
 
-void AdminApi::record(const policy::Peer& peer, nlohmann::ordered_json fields) {
-  nlohmann::ordered_json f = {{"uid", peer.uid}, {"gid", peer.gid}, {"pid", peer.pid}};
-  for (auto& [k, v] : fields.items()) f[k] = v;
-  audit_.append({"config", std::move(f), true});
+audit::Record AdminApi::ceremony_record(const policy::Peer& peer, std::string_view operation) {
+  auto r = peer_record("config", peer, nullptr, true);
+  r.add().string("operation", operation);
+  return r;
 }
 
 void AdminApi::custody(Reply reply) {
@@ -112,7 +119,7 @@ void AdminApi::custody(Reply reply) {
 }
 
 void AdminApi::checkpoint(const policy::Peer& peer, Reply reply) {
-  record(peer, {{"operation", "checkpoint"}});
+  audit_.append(ceremony_record(peer, "checkpoint"));
   audit_.checkpoint([this, reply](bool written) {
     if (!written) return reply(error_response(ApiError::unavailable("the checkpoint could not be written")));
     reply({200, nlohmann::json{{"seq", audit_.last_seq()}}.dump(), "application/json", {}, {}});

@@ -24,8 +24,9 @@ class AdminApi {
   void retire_or_destroy(const policy::Peer& peer, const HttpRequest& request, bool destroy, Reply reply);
   void checkpoint(const policy::Peer& peer, Reply reply);
   void custody(Reply reply);
-  // Every ceremony step is recorded with the operator's uid before it runs.
-  void record(const policy::Peer& peer, nlohmann::ordered_json fields);
+  // Every ceremony step is recorded with the operator's uid before it runs: the record of one, for the
+  // caller to complete and append.
+  static audit::Record ceremony_record(const policy::Peer& peer, std::string_view operation);
 
   const config::Config& config_;
   pkcs11::SessionPool& pool_;

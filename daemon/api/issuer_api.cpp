@@ -4,7 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "api/json_body.h"
-#include "api/json_writer.h"
+#include "api/peer_record.h"
+#include "common/json_writer.h"
 #include "api/requests.h"
 #include "api/token_builder.h"
 #include "common/rfc3339.h"
@@ -21,14 +22,6 @@ constexpr std::string_view kJwksPath = "/.well-known/jwks.json";
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
 HttpResponse error_response(const ApiError& e) { return {e.status, e.body(), "application/json", {}, {}}; }
-
-// Who asked, for the audit record: the peer's credentials and the [[client]] they matched.
-JsonObjectWriter peer_members(std::string& out, const policy::Peer& peer, const config::ClientConfig* client) {
-  auto members = JsonObjectWriter::members(out);
-  members.number("uid", peer.uid).number("gid", peer.gid).number("pid", peer.pid);
-  if (client) members.string("client", client->name);
-  return members;
-}
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -71,10 +64,8 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
     log::warning("deny", {{"uid", std::to_string(peer.uid)}, {"gid", std::to_string(peer.gid)},
                           {"pid", std::to_string(peer.pid)}, {"reason", "no [[client]] matches the peer"},
                           {"target", request.target}});
-    audit::Record denied{"deny", {}, true};
-    peer_members(denied.members, peer, nullptr)
-        .string("reason", "no [[client]] matches the peer")
-        .string("target", request.target);
+    auto denied = peer_record("deny", peer, nullptr, true);
+    denied.add().string("reason", "no [[client]] matches the peer").string("target", request.target);
     s_.audit.append(std::move(denied));
     reply(error_response(ApiError::forbidden("this peer (uid " + std::to_string(peer.uid) + ") is not a client")));
     return;
@@ -121,13 +112,15 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
       // One line when the token starts failing, not one per refused request.
       if (e.kind != pkcs11::ErrorKind::busy && s_.health.token_failed(e.what())) {
         log::error("token_unavailable", {{"keyset", key->keyset}, {"kid", key->kid}, {"error", e.what()}});
-        s_.audit.append({"error", {{"keyset", key->keyset}, {"kid", key->kid}, {"reason", e.what()}}, true});
+        audit::Record failed{"error", true};
+        failed.add().string("keyset", key->keyset).string("kid", key->kid).string("reason", e.what());
+        s_.audit.append(std::move(failed));
       }
       return reply(error_response(signing_failure(e)));
     }
     if (s_.health.token_ok()) log::info("token_available", {{"keyset", key->keyset}});
     s_.metrics.signature(key->keyset);
-    JsonObjectWriter::members(record.members).string("keyset", key->keyset).string("kid", key->kid);
+    record.add().string("keyset", key->keyset).string("kid", key->kid);
     HttpResponse answer = done(*key, input, *signature);
     // Answered only once the record of this signature is on disk; without a record, no answer.
     s_.audit.append(std::move(record), [&counters = s_.metrics, signed_at = std::chrono::steady_clock::now(), reply,
@@ -160,8 +153,8 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   claims.jti = new_jti();
   claims.extra = &parsed->claims;
   const std::string payload = jwt_payload(claims);
-  audit::Record record{"issue"};
-  auto members = peer_members(record.members, peer, &client);
+  auto record = peer_record("issue", peer, &client);
+  auto members = record.add();
   members.string("jti", claims.jti).string("sub", claims.sub);
   write_audience(members, claims).number("exp", claims.exp);
   sign_with(
@@ -194,14 +187,14 @@ void IssuerApi::sign_jws(const policy::Peer& peer, const config::ClientConfig& c
   auto keyset = policy::choose_keyset(s_.config, client, parsed->keyset, config::Operation::jws);
   if (!keyset) return reply(error_response(keyset.error()));
   // The record names what was signed by its SHA-256, never the payload itself.
-  audit::Record record{"sign"};
-  peer_members(record.members, peer, &client).string("operation", "jws");
+  auto record = peer_record("sign", peer, &client);
+  record.add().string("operation", "jws");
   sign_with(
       **keyset, false, std::move(record), std::move(reply),
       [&](const keyring::Key& key, audit::Record& r) {
         std::string input =
             jose::signing_input(jws_header(key.algorithm, key.kid, parsed->typ, parsed->cty), parsed->payload);
-        JsonObjectWriter::members(r.members).string("digest", jose::base64url_encode(crypto::sha256(as_bytes(input))));
+        r.add().string("digest", jose::base64url_encode(crypto::sha256(as_bytes(input))));
         return input;
       },
       [](const keyring::Key& key, const std::string& input, const Bytes& signature) {
@@ -223,10 +216,8 @@ void IssuerApi::sign_digest(const policy::Peer& peer, const config::ClientConfig
   if (parsed->digest.size() != digest_size(alg))
     return reply(error_response(ApiError::bad_request("a " + std::string(name(alg)) + " digest is " +
                                                       std::to_string(digest_size(alg)) + " bytes")));
-  audit::Record record{"sign"};
-  peer_members(record.members, peer, &client)
-      .string("operation", "sign")
-      .string("digest", jose::base64url_encode(parsed->digest));
+  auto record = peer_record("sign", peer, &client);
+  record.add().string("operation", "sign").string("digest", jose::base64url_encode(parsed->digest));
   sign_with(
       **keyset, true, std::move(record), std::move(reply),
       [&](const keyring::Key&, audit::Record&) { return std::string(parsed->digest.begin(), parsed->digest.end()); },

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "hsmsignd/bytes.h"
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 #include "api/requests.h"
 #include "jose/base64url.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 #include "hsmsignd/algorithm.h"
 
 namespace hsmsignd::api {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "common/rfc3339.h"
@@ -113,7 +114,7 @@ void AuditLog::append(Record record, std::function<void(bool)> done) {
 void AuditLog::checkpoint(std::function<void(bool)> done) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({Record{"checkpoint", nlohmann::ordered_json::object(), false}, std::move(done), true});
+    queue_.push_back({Record{"checkpoint"}, std::move(done), true});
     ++appended_;
   }
   wake_.notify_one();
@@ -159,9 +160,9 @@ std::uint64_t AuditLog::last_seq() const {
   return seq_;
 }
 
-std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& prev) {
+std::string AuditLog::render(const Pending& p, std::uint64_t seq, const std::string& prev) {
   const std::string time = rfc3339_micros(std::chrono::system_clock::now());
-  nlohmann::ordered_json checkpoint;
+  std::string checkpoint;  // a checkpoint's members are made here: they sign the chain's head
   if (p.checkpoint) {
     std::optional<CheckpointSigner> signer;
     {
@@ -171,14 +172,16 @@ std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& p
     if (!signer) return {};
     auto signature = signer->sign(checkpoint_message(seq, time, prev));
     if (!signature) return {};
-    checkpoint = {{"kid", signer->kid}, {"alg", signer->alg}, {"head", prev},
-                  {"signature", jose::base64url_encode(*signature)}};
+    JsonObjectWriter::members(checkpoint)
+        .string("kid", signer->kid)
+        .string("alg", signer->alg)
+        .string("head", prev)
+        .string("signature", jose::base64url_encode(*signature));
   }
-  const auto& fields = p.checkpoint ? checkpoint : p.record.fields;
-  // Written straight: seq, time and event (names of our own, never escaped), the fields in their
-  // order, the pre-written members, prev last.
+  // Written straight: seq, time and event (names of our own, never escaped), the members, prev last.
+  const std::string& members = p.checkpoint ? checkpoint : p.record.members;
   std::string line;
-  line.reserve(160 + p.record.members.size() + 64 * fields.size());
+  line.reserve(160 + members.size());
   line += "{\"seq\":";
   line += std::to_string(seq);
   line += ",\"time\":\"";
@@ -186,14 +189,9 @@ std::string AuditLog::render(Pending& p, std::uint64_t seq, const std::string& p
   line += "\",\"event\":\"";
   line += p.record.event;
   line += '"';
-  if (!fields.empty()) {
-    const std::string members = fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (!members.empty()) {
     line += ',';
-    line.append(members, 1, members.size() - 2);
-  }
-  if (!p.record.members.empty()) {
-    line += ',';
-    line += p.record.members;
+    line += members;
   }
   line += ",\"prev\":\"";
   line += prev;
@@ -313,7 +311,11 @@ void AuditLog::run() {
       }
       const bool record_outage = !outage_recorded_;
       if (record_outage) log::error("audit_write_failed", {{"file", file_.string()}, {"reason", failure()}});
-      if (record_outage) keep.push_back({Record{"error", {{"reason", failure()}}, true}, {}, false});
+      if (record_outage) {
+        Record outage{"error", true};
+        outage.add().string("reason", failure());
+        keep.push_back({std::move(outage), {}, false});
+      }
       outage_recorded_ = true;
       lock.lock();
       if (record_outage) ++appended_;

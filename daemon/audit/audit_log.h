@@ -11,30 +11,29 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "common/json_writer.h"
 #include "hsmsignd/bytes.h"
 
 namespace hsmsignd::audit {
 
 struct Record {
-  Record(std::string event, nlohmann::ordered_json fields = nlohmann::ordered_json::object(),
-         bool retry_until_written = false)
-      : event(std::move(event)), fields(std::move(fields)), retry_until_written(retry_until_written) {}
+  explicit Record(std::string event, bool retry_until_written = false)
+      : event(std::move(event)), retry_until_written(retry_until_written) {}
 
-  std::string event;             // start, stop, login, config, keygen, activate, retire, destroy,
-                                 // issue, sign, deny, error, checkpoint
-  // Written in this order, after seq, time and event and before prev, whose names they never use.
-  nlohmann::ordered_json fields;
+  // Appends members to the record, written in the order given after seq, time and event and before
+  // prev, whose names they never use.
+  JsonObjectWriter add() { return JsonObjectWriter::members(members); }
+
+  std::string event;    // start, stop, login, config, keygen, activate, retire, destroy,
+                        // issue, sign, deny, error, checkpoint
+  std::string members;  // as JSON text: `"a":1,"b":"x"`
   // A fact that already happened (a key was generated, a peer was denied) is kept and retried until it
   // is written; a request's record fails fast instead, and the request is refused.
   bool retry_until_written = false;
-  // Members already written as JSON text (`"a":1,"b":"x"`), after `fields`: the records of every
-  // request are written straight, without a DOM to build on one thread and serialise on another.
-  std::string members;
 };
 
 // Signs a checkpoint's message inside the token; nullopt when the token cannot.
@@ -80,7 +79,7 @@ class AuditLog {
   void run();
   bool write_batch(std::deque<Pending>& batch);
   void rotate_locked_file();
-  std::string render(Pending& p, std::uint64_t seq, const std::string& prev);
+  std::string render(const Pending& p, std::uint64_t seq, const std::string& prev);
 
   const std::filesystem::path file_;
   const std::uint64_t max_size_;

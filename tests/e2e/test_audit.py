@@ -392,6 +392,8 @@ class ChainTest(RecordedRun):
         admin_ops = [r for r in self.records if r["event"] == "config" and "operation" in r]
         self.assertEqual([r["operation"] for r in admin_ops], ["rotate", "checkpoint"])
         self.assertEqual(admin_ops[0]["uid"], 0)
+        self.assertIsInstance(admin_ops[0]["keyset"], str)
+        self.assertIsInstance(admin_ops[0]["immediate"], bool)
 
     def test_each_jwt_has_one_issue_line_naming_the_request_never_the_token(self):
         issues = {r["jti"]: r for r in self.records if r["event"] == "issue"}

@@ -189,6 +189,8 @@ class RemovedTokenTest(FaultTestCase):
         self.assertIn("token_recovered", self.daemon.stderr)
         logins = [line for line in self.issued_lines() if line["event"] == "login" and line.get("recovered")]
         self.assertEqual(len(logins), 1, logins)
+        self.assertIs(logins[0]["recovered"], True)
+        self.assertIsInstance(logins[0]["outage_ms"], int)
         # The rotation machinery works on the re-initialised module too.
         out = self.daemon.ctl("rotate", "default")
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)

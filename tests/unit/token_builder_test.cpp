@@ -2,7 +2,7 @@
 // JWT IDs that are long and random enough to be unique.
 #include "api/token_builder.h"
 
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// Writes a flat JSON object straight into a string, for the answers and claims built on every request:
-// building an nlohmann DOM only to serialise it at once costs more than the rest of the request's
-// bookkeeping. The output is what nlohmann's dump() gives for the same members.
+// Writes a flat JSON object straight into a string, for the answers, claims and audit records: building
+// an nlohmann DOM only to serialise it at once costs more than the rest of a request's bookkeeping. The
+// output is what nlohmann's dump() gives for the same members.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hsmsignd::api {
+namespace hsmsignd {
 
 // `s` as a JSON string literal. Well-formed UTF-8 passes through; each ill-formed sequence becomes
 // U+FFFD, so that no byte a peer sent (a request target, a header) can make a line that is not JSON.
@@ -26,6 +26,10 @@ class JsonObjectWriter {
   }
   JsonObjectWriter& number(std::string_view key, std::int64_t value) {
     member(key) += std::to_string(value);
+    return *this;
+  }
+  JsonObjectWriter& boolean(std::string_view key, bool value) {
+    member(key) += value ? "true" : "false";
     return *this;
   }
   JsonObjectWriter& strings(std::string_view key, const std::vector<std::string>& values) {
@@ -58,4 +62,4 @@ class JsonObjectWriter {
   bool first_ = true;
 };
 
-}  // namespace hsmsignd::api
+}  // namespace hsmsignd

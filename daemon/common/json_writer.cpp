@@ -1,6 +1,6 @@
-#include "api/json_writer.h"
+#include "common/json_writer.h"
 
-namespace hsmsignd::api {
+namespace hsmsignd {
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
@@ -71,4 +71,4 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-}  // namespace hsmsignd::api
+}  // namespace hsmsignd

@@ -283,7 +283,7 @@ int Daemon::run() {
   auto& p = *parts_;
   asio::signal_set signals(p.io, SIGTERM, SIGINT);
   asio::signal_set hangup(p.io, SIGHUP);
-  asio::steady_timer drain(p.io), checkpoints(p.io), watchdog(p.io);
+  asio::steady_timer drain(p.io), checkpoints(p.io), watchdog(p.io), refusals(p.io);
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
@@ -302,6 +302,16 @@ int Daemon::run() {
     });
   };
   next_checkpoint();
+  // max_rate refusals reach the audit log as one line per client per second, not one per request.
+  std::function<void()> next_refusal_report = [&] {
+    refusals.expires_after(std::chrono::seconds(1));
+    refusals.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      p.api.report_refusals();
+      next_refusal_report();
+    });
+  };
+  if (p.api.rate_limited_clients()) next_refusal_report();
   std::function<void()> wait_for_requests;
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -313,6 +323,7 @@ int Daemon::run() {
     hangup.cancel();
     checkpoints.cancel();
     watchdog.cancel();
+    refusals.cancel();
     const auto give_up = std::chrono::steady_clock::now() + kShutdownGrace;
     wait_for_requests = [&, give_up] {
       if (p.in_flight.requests.load() == 0 || std::chrono::steady_clock::now() > give_up) return p.io.stop();
@@ -338,6 +349,7 @@ int Daemon::run() {
   p.watch.reset();  // no recovery line may follow the stop line
   p.keyring.stop();
   p.queue.stop();
+  p.api.report_refusals();
   // The last lines: the stop, and a checkpoint that covers everything before it.
   audit::Record stop{"stop", true};
   stop.add().number("pid", ::getpid());

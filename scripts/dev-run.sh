@@ -76,6 +76,12 @@ $(curl -s --unix-socket "$dev/run/sign.sock" -d '{"sub":"bob","ttl":120}' http:/
 $(curl -s http://127.0.0.1:8080/.well-known/jwks.json)
 
 The JWKS is also in dev/run/jwks.json. Keys: ${ctl[*]} keys
+
+In a second terminal, the custody report and the audit check read the token itself, so they need
+its SoftHSM configuration:
+  cd $root && export SOFTHSM2_CONF=$SOFTHSM2_CONF
+  ${ctl[*]} custody
+  ${ctl[*]} audit verify dev/log/audit.jsonl
 Stop with Ctrl-C.
 TXT
 wait $daemon

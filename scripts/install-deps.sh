@@ -12,6 +12,7 @@ packages=(
   libgtest-dev                                  # tests
   softhsm2 opensc                               # the token, and pkcs11-tool as an independent client
   python3 python3-jwcrypto curl                 # independent JOSE verification in end-to-end tests
+  python3-jsonschema python3-yaml               # answers checked against docs/openapi.yaml (Draft 2020-12)
   systemd util-linux                            # systemd-analyze, -socket-activate, -sysusers; setpriv
   clang libclang-rt-14-dev                      # libFuzzer and the sanitizers (tests/fuzz)
 )
@@ -20,10 +21,20 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js runs the issuer example and the OpenAPI linter; a machine may already have it from elsewhere.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 
-sudo=()
-[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-echo "installing: ${missing[*]}"
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "installing: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The npm tools the tests use, exactly as package-lock.json pins them, into node_modules/.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [ -f package-lock.json ] && ! cmp -s package-lock.json node_modules/.installed-from-lock; then
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.installed-from-lock
+fi

@@ -20,6 +20,7 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string etag;
   std::string cache_control;
+  long long retry_after = 0;  // seconds, for a 429; 0: no Retry-After header
 };
 
 // Called exactly once per request, possibly from a signer thread: the server posts it back to the

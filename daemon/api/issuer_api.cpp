@@ -74,6 +74,11 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
   const bool post = request.method == "POST", get = request.method == "GET";
   if (t == "/v1/jwt" || t == "/v1/jws" || t == "/v1/sign") {
     if (!post) return reply(error_response(ApiError::method_not_allowed(t + " takes POST")));
+    if (auto wait = limiter_.take(*client, peer, policy::RateLimiter::Clock::now()); wait.count() > 0) {
+      HttpResponse refused = error_response(ApiError::overloaded("client \"" + client->name + "\" is over its max_rate"));
+      refused.retry_after = wait.count();
+      return reply(std::move(refused));
+    }
     if (t == "/v1/jwt") return issue_jwt(peer, *client, request, std::move(reply));
     if (t == "/v1/jws") return sign_jws(peer, *client, request, std::move(reply));
     return sign_digest(peer, *client, request, std::move(reply));
@@ -130,8 +135,20 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
       reply(std::move(answer));
     });
   };
-  if (!s_.queue.submit(std::move(job)))
-    reply(error_response(ApiError::overloaded("too many requests are waiting for the token")));
+  if (!s_.queue.submit(std::move(job))) {
+    HttpResponse refused = error_response(ApiError::overloaded("too many requests are waiting for the token"));
+    refused.retry_after = 1;
+    reply(std::move(refused));
+  }
+}
+
+void IssuerApi::report_refusals() {
+  for (const auto& r : limiter_.take_unreported()) {
+    log::warning("deny", {{"client", r.client->name}, {"reason", "max_rate"}, {"refused", std::to_string(r.refused)}});
+    auto denied = peer_record("deny", r.first_peer, r.client, true);
+    denied.add().string("reason", "max_rate").number("refused", static_cast<std::int64_t>(r.refused));
+    s_.audit.append(std::move(denied));
+  }
 }
 
 void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request,
@@ -140,6 +157,15 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   if (!body) return reply(error_response(body.error()));
   auto parsed = parse_jwt_request(*body);
   if (!parsed) return reply(error_response(parsed.error()));
+  if (!policy::subject_allowed(client, parsed->sub)) {
+    log::warning("deny", {{"client", client.name}, {"uid", std::to_string(peer.uid)}, {"reason", "subject not allowed"},
+                          {"sub", parsed->sub}});
+    auto denied = peer_record("deny", peer, &client, true);
+    denied.add().string("reason", "subject not allowed").string("rule", "subjects").string("sub", parsed->sub);
+    s_.audit.append(std::move(denied));
+    return reply(error_response(
+        ApiError::forbidden("subject \"" + parsed->sub + "\" is not among client \"" + client.name + "\"'s subjects")));
+  }
   auto grant = policy::grant_jwt(s_.config, client, *parsed);
   if (!grant) return reply(error_response(grant.error()));
 
@@ -278,7 +304,9 @@ HttpResponse IssuerApi::metrics() const {
                     s_.health.report().status != Health::Status::unavailable,
                     s_.pool.recoveries(),
                     s_.pool.failed_recoveries(),
-                    s_.connections.load()};
+                    s_.connections.load(),
+                    {}};
+  for (auto& [client, refused] : limiter_.totals()) g.rate_limited.push_back({std::move(client), refused});
   return {200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}};
 }
 

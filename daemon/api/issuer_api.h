@@ -11,6 +11,7 @@
 #include "keyring/keyring.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"
+#include "policy/rate_limiter.h"
 #include "session_pool.h"
 #include "signing/sign_queue.h"
 
@@ -29,12 +30,17 @@ struct Services {
 
 class IssuerApi {
  public:
-  explicit IssuerApi(Services services) : s_(services) {}
+  explicit IssuerApi(Services services) : s_(services), limiter_(services.config.clients) {}
 
   // A request on the issuer socket from `peer`; `client` is its [[client]] entry, or nullptr.
   void handle(const policy::Peer& peer, const config::ClientConfig* client, const HttpRequest& request, Reply reply);
   // A request on the loopback JWKS listener: GET of the JWK Set and of /healthz only.
   void handle_public(const HttpRequest& request, Reply reply);
+
+  // Writes one deny line per client whose max_rate refused requests since the last call. The daemon
+  // calls it every second while some client has a max_rate, and once more at stop.
+  void report_refusals();
+  bool rate_limited_clients() const { return limiter_.limits_anyone(); }
 
  private:
   void issue_jwt(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request, Reply reply);
@@ -56,6 +62,7 @@ class IssuerApi {
                  const MakeInput& make_input, Done done);
 
   Services s_;
+  policy::RateLimiter limiter_;
 };
 
 }  // namespace hsmsignd::api

@@ -106,10 +106,46 @@ void read_ttls(const Section& client, ClientConfig& out) {
                                    format_duration(out.default_ttl));
 }
 
+// A compromised issuer must not mint tokens for everyone: patterns are exact, or a prefix and one
+// trailing '*'. Anything that would quietly allow more, or nothing at all, is a typo to report.
+std::vector<std::string> read_subjects(const Section& client) {
+  const std::optional<std::vector<std::string>> patterns = client.strings("subjects");
+  if (!patterns) return {};
+  if (patterns->empty()) client.fail("subjects", "must not be empty; leave subjects out to allow any subject");
+  for (std::size_t i = 0; i < patterns->size(); ++i) {
+    const std::string& p = (*patterns)[i];
+    if (p.empty()) client.fail_element("subjects", i, "must not be empty: no token has an empty sub");
+    if (p == "*") client.fail_element("subjects", i, "\"*\" allows every subject; leave subjects out instead");
+    if (p.find('*') < p.size() - 1)
+      client.fail_element("subjects", i, "a '*' may only end a pattern (\"user:*\"), not " + in_quotes(p));
+  }
+  return *patterns;
+}
+
+constexpr std::uint32_t kMostRequests = 1'000'000;
+
+std::optional<Rate> read_max_rate(const Section& client) {
+  const std::optional<std::string> text = client.string("max_rate");
+  if (!text) return std::nullopt;
+  const auto fail = [&](std::string_view why) {
+    client.fail("max_rate", std::string(why) + " (" + in_quotes(*text) + "); use e.g. \"200/s\" or \"30/m\"");
+  };
+  const std::size_t slash = text->find('/');
+  const std::string count = text->substr(0, slash);
+  const std::string unit = slash == std::string::npos ? "" : text->substr(slash + 1);
+  if (count.empty() || count.find_first_not_of("0123456789") != std::string::npos)
+    fail("not a whole number of requests followed by /s or /m");
+  if (unit != "s" && unit != "m") fail("the unit must be /s or /m");
+  if (count.size() > 7 || std::stoul(count) > kMostRequests) fail("at most 1000000 requests per second or minute");
+  const auto n = static_cast<std::uint32_t>(std::stoul(count));
+  if (n == 0) fail("a rate of zero would refuse every request; leave max_rate out for no limit");
+  return Rate{n, Duration{unit == "s" ? 1 : 60}};
+}
+
 ClientConfig read_client(const Section& client, const std::vector<ClientConfig>& earlier,
                          const std::vector<KeysetConfig>& keysets) {
   client.allow_only({"name", "users", "uids", "groups", "gids", "keysets", "operations", "issuer", "audiences",
-                     "max_ttl", "default_ttl"});
+                     "max_ttl", "default_ttl", "subjects", "max_rate"});
   ClientConfig out;
   out.name = read_name(client, earlier);
   read_peers(client, out);
@@ -120,6 +156,8 @@ ClientConfig read_client(const Section& client, const std::vector<ClientConfig>&
   out.issuer = *issuer;
   out.audiences = read_required_strings(client, "audiences");
   read_ttls(client, out);
+  out.subjects = read_subjects(client);
+  out.max_rate = read_max_rate(client);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,12 @@ struct KeysetConfig {
   bool destroy_retired = true;
 };
 
+// A request rate: `count` requests per `per` (one second or one minute).
+struct Rate {
+  std::uint32_t count = 0;
+  Duration per{1};
+};
+
 struct ClientConfig {
   std::string name;
   // A peer matches when its uid is in `uids` or its gid in `gids`. Names are resolved at load time
@@ -81,6 +88,9 @@ struct ClientConfig {
   std::vector<std::string> audiences;   // never empty; the first is the default
   Duration max_ttl{900};
   Duration default_ttl{300};
+  // The sub values it may ask for: exact, or a prefix ending in one '*'. Empty: any sub.
+  std::vector<std::string> subjects;
+  std::optional<Rate> max_rate;  // its signing requests; none: no limit
 };
 
 struct Config {

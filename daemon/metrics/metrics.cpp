@@ -24,6 +24,16 @@ void histogram(std::string& out, const std::string& metric, const std::string& l
   out += metric + "_count{" + labels + "} " + std::to_string(s.calls) + "\n";
 }
 
+// A label value as the text format wants it: a client's name is the operator's free text.
+std::string label_value(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  }
+  return out;
+}
+
 std::size_t status_index(int status) {
   auto it = std::find(kStatuses.begin(), kStatuses.end(), status);
   return it == kStatuses.end() ? static_cast<std::size_t>(std::find(kStatuses.begin(), kStatuses.end(), 500) - kStatuses.begin())
@@ -64,6 +74,12 @@ std::string Metrics::render(const Gauges& g) const {
   for (std::size_t i = 0; i < keysets_.size(); ++i)
     out += "hsmsignd_signatures_total{keyset=\"" + keysets_[i].name + "\",algorithm=\"" +
            std::string(name(keysets_[i].algorithm)) + "\"} " + std::to_string(signatures_[i].load()) + "\n";
+
+  if (!g.rate_limited.empty())
+    out += "# HELP hsmsignd_rate_limited_total Signing requests refused by the client's max_rate, by client.\n"
+           "# TYPE hsmsignd_rate_limited_total counter\n";
+  for (const auto& c : g.rate_limited)
+    out += "hsmsignd_rate_limited_total{client=\"" + label_value(c.client) + "\"} " + std::to_string(c.count) + "\n";
 
   out += "# HELP hsmsignd_signature_faults_total Token signatures that failed verification and were withheld.\n"
          "# TYPE hsmsignd_signature_faults_total counter\n"

@@ -29,6 +29,11 @@ struct Gauges {  // read when /metrics is rendered
   bool token_available = true;
   std::uint64_t token_recoveries = 0, token_failed_recoveries = 0;
   std::int64_t connections = 0;
+  struct ClientCount {
+    std::string client;
+    std::uint64_t count;
+  };
+  std::vector<ClientCount> rate_limited;  // clients with a max_rate: requests it refused
 };
 
 class Metrics {

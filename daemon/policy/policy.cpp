@@ -42,6 +42,13 @@ Expected<const config::KeysetConfig*, api::ApiError> choose_keyset(const config:
   return keyset;
 }
 
+bool subject_allowed(const config::ClientConfig& client, std::string_view sub) {
+  if (client.subjects.empty()) return true;
+  return std::any_of(client.subjects.begin(), client.subjects.end(), [sub](std::string_view pattern) {
+    return pattern.ends_with('*') ? sub.starts_with(pattern.substr(0, pattern.size() - 1)) : sub == pattern;
+  });
+}
+
 Expected<JwtGrant, api::ApiError> grant_jwt(const config::Config& config, const config::ClientConfig& client,
                                             const api::JwtRequest& request) {
   auto keyset = choose_keyset(config, client, request.keyset, config::Operation::jwt);

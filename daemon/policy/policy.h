@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/api_error.h"
@@ -31,6 +32,10 @@ Expected<const config::KeysetConfig*, api::ApiError> choose_keyset(const config:
                                                                    const config::ClientConfig& client,
                                                                    const std::optional<std::string>& name,
                                                                    config::Operation operation);
+
+// Whether `sub` is among the client's subjects (exact, or a pattern's prefix before its trailing '*');
+// every sub is when the client lists none.
+bool subject_allowed(const config::ClientConfig& client, std::string_view sub);
 
 struct JwtGrant {
   const config::KeysetConfig* keyset = nullptr;

@@ -222,6 +222,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     if (!r.content_type.empty() && r.status != 304) res.set(http::field::content_type, r.content_type);
     if (!r.etag.empty()) res.set(http::field::etag, r.etag);
     res.set(http::field::cache_control, r.cache_control.empty() ? "no-store" : r.cache_control);
+    if (r.retry_after > 0) res.set(http::field::retry_after, std::to_string(r.retry_after));
     if (!head_only_) res.body() = std::move(r.body);
     res.keep_alive(keep_alive_);
     res.prepare_payload();

@@ -1,8 +1,9 @@
 """The client policy: who may ask, for which keyset, operation, audience and lifetime."""
 import json
+import time
 import unittest
 
-from harness import DaemonTestCase, as_uid, b64url, client, verify_jwt
+from harness import DaemonTestCase, as_uid, b64url, client, http_request, verify_jwt
 
 NOBODY = 65534
 
@@ -77,6 +78,105 @@ class PolicyTest(DaemonTestCase):
         self.assertTrue(body["message"])
         self.assertNotIn("jwt", body)
         self.assertStillServes()
+
+
+def audit_records(daemon):
+    return [json.loads(line) for line in (daemon.workdir / "log" / "audit.jsonl").read_text().splitlines()]
+
+
+class SubjectTest(DaemonTestCase):
+    """subjects: a compromised issuer can mint tokens only for its own subjects."""
+    DAEMON = dict(clients=[client(name="billing", subjects=["user:*", "svc:billing"])])
+
+    def test_a_listed_subject_gets_a_token(self):
+        for sub in ("user:1", "user:alice@example.com", "svc:billing"):
+            with self.subTest(sub=sub):
+                answer = self.daemon.post("/v1/jwt", {"sub": sub})
+                self.assertEqual(answer.status, 200, answer)
+                _, claims = verify_jwt(answer.json["jwt"], self.daemon.jwks_json(), "ES256")
+                self.assertEqual(claims["sub"], sub)
+
+    def test_another_subject_is_forbidden_and_audited_naming_the_rule(self):
+        for sub in ("admin", "svc:billing2", "users:1", "USER:1"):
+            with self.subTest(sub=sub):
+                answer = self.daemon.post("/v1/jwt", {"sub": sub})
+                self.assertError(answer, 403, "forbidden")
+                self.assertIn(f'"{sub}"', answer.json["message"])
+                self.assertNotIn("jwt", answer.json)
+        time.sleep(0.2)  # the deny lines are written by the audit thread
+        denied = [r for r in audit_records(self.daemon) if r["event"] == "deny" and r.get("rule") == "subjects"]
+        self.assertEqual([r["sub"] for r in denied], ["admin", "svc:billing2", "users:1", "USER:1"])
+        for r in denied:
+            self.assertEqual((r["client"], r["reason"], r["uid"]), ("billing", "subject not allowed", 0), r)
+        self.assertNotIn("issue", {r["event"] for r in audit_records(self.daemon) if r.get("sub") == "admin"})
+        self.assertEqual(self.daemon.post("/v1/jwt", {"sub": "user:after"}).status, 200, "the client is still served")
+
+
+class RateLimitTest(DaemonTestCase):
+    """max_rate: a burst of 1,000 requests meets a bucket of 100; the rest are 429 with Retry-After."""
+    RATE = 100
+    DAEMON = dict(clients=[client(name="bursty", max_rate=f"{RATE}/s")])
+
+    def burst(self, n, connections=4):
+        """n requests pipelined over a few connections at once; the answers, in order."""
+        request = http_request("POST", "/v1/jwt", json.dumps({"sub": "user-1"}).encode(),
+                               ["Content-Type: application/json"])
+        clients = [self.daemon.raw(timeout=30) for _ in range(connections)]
+        share = [n // connections + (i < n % connections) for i in range(connections)]
+        started = time.monotonic()
+        for c, k in zip(clients, share):
+            c.send(request * k)
+        answers = [c.response() for c, k in zip(clients, share) for _ in range(k)]
+        elapsed = time.monotonic() - started
+        for c in clients:
+            c.close()
+        return answers, elapsed
+
+    def metric(self, name):
+        lines = self.daemon.get("/metrics").body.decode().splitlines()
+        return [line for line in lines if line.startswith(name)]
+
+    def test_a_burst_over_max_rate_is_refused_with_retry_after_counted_and_audited_once_a_second(self):
+        time.sleep(2.2)  # a full bucket, and the refusals of any earlier test already in the log
+        before = len(audit_records(self.daemon))
+        refused_before = sum(int(line.split()[-1]) for line in self.metric("hsmsignd_rate_limited_total{"))
+        answers, elapsed = self.burst(1000)
+        ok = [a for a in answers if a.status == 200]
+        refused = [a for a in answers if a.status == 429]
+        self.assertEqual(len(ok) + len(refused), 1000, {a.status for a in answers})
+        # The bucket holds one second's worth and refills at the rate while the burst runs.
+        self.assertGreaterEqual(len(ok), self.RATE)
+        self.assertLessEqual(len(ok), self.RATE + self.RATE * elapsed + 1, f"{len(ok)} in {elapsed:.2f} s")
+        self.assertGreater(len(refused), 500)
+        for a in refused:
+            self.assertError(a, 429, "overloaded")
+            self.assertIn("max_rate", a.json["message"])
+            self.assertEqual(a.headers.get("retry-after"), "1")
+        jwks = self.daemon.jwks_json()
+        for a in ok[:5]:
+            verify_jwt(a.json["jwt"], jwks, "ES256")
+
+        counted = self.metric('hsmsignd_rate_limited_total{client="bursty"}')
+        self.assertEqual(len(counted), 1, counted)
+        self.assertEqual(int(counted[0].split()[-1]) - refused_before, len(refused))
+        time.sleep(2.2)  # the refusals of the last second reach the log too
+        records = audit_records(self.daemon)[before:]
+        lines = [r for r in records if r["event"] == "deny" and r.get("reason") == "max_rate"]
+        self.assertEqual(sum(r["refused"] for r in lines), len(refused), "every refusal is accounted for")
+        self.assertLessEqual(len(lines), elapsed + 2, "one line per second of refusals, not one per request")
+        for r in lines:
+            self.assertEqual((r["client"], r["uid"]), ("bursty", 0), r)
+        self.assertEqual(sum(1 for r in records if r["event"] == "issue"), len(ok))
+
+    def test_the_bucket_refills_and_other_routes_are_not_limited(self):
+        time.sleep(1.1)
+        answers, _ = self.burst(self.RATE + 50, connections=1)
+        self.assertIn(429, {a.status for a in answers})
+        for _ in range(300):  # reading is not signing
+            self.assertEqual(self.daemon.get("/v1/keys").status, 200)
+        time.sleep(1.1)
+        answer = self.daemon.post("/v1/jwt", {"sub": "after"})
+        self.assertEqual(answer.status, 200, answer)
 
 
 if __name__ == "__main__":

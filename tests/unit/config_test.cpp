@@ -706,6 +706,53 @@ TEST(Config, RefusesDuplicateOrEmptyClientNames) {
                       "required"));
 }
 
+TEST(Config, ReadsSubjectPatternsAndRefusesOnesThatMeanNothingOrEverything) {
+  EXPECT_TRUE(parse(kValid, kFile).clients[0].subjects.empty());
+  const Config c = parse(replaced(kValid, "max_ttl = ", "subjects = [\"user:*\", \"svc:billing\"]\nmax_ttl = "), kFile);
+  EXPECT_EQ(c.clients[0].subjects, (std::vector<std::string>{"user:*", "svc:billing"}));
+  const auto with = [](std::string_view value) {
+    return replaced(kValid, "max_ttl = ", "subjects = " + std::string(value) + "\nmax_ttl = ");
+  };
+  EXPECT_TRUE(Refused(with("[]"), "client[0].subjects", "subjects", "leave subjects out to allow any subject"));
+  EXPECT_TRUE(Refused(with("[\"user:*\", \"\"]"), "client[0].subjects[1]", "subjects", "must not be empty"));
+  EXPECT_TRUE(Refused(with("[\"*\"]"), "client[0].subjects[0]", "subjects", "allows every subject"));
+  EXPECT_TRUE(Refused(with("[\"user:*:admin\"]"), "client[0].subjects[0]", "subjects",
+                      "a '*' may only end a pattern (\"user:*\"), not \"user:*:admin\""));
+  EXPECT_TRUE(Refused(with("[\"**\"]"), "client[0].subjects[0]", "subjects", "may only end a pattern"));
+  EXPECT_TRUE(Refused(with("\"user:*\""), "client[0].subjects", "subjects", "must be an array"));
+}
+
+TEST(Config, ReadsMaxRatePerSecondOrPerMinute) {
+  EXPECT_FALSE(parse(kValid, kFile).clients[0].max_rate);
+  const auto with = [](std::string_view value) {
+    return replaced(kValid, "max_ttl = ", "max_rate = " + std::string(value) + "\nmax_ttl = ");
+  };
+  const auto per_second = parse(with("\"200/s\""), kFile).clients[0].max_rate;
+  ASSERT_TRUE(per_second);
+  EXPECT_EQ(per_second->count, 200u);
+  EXPECT_EQ(per_second->per, 1s);
+  const auto per_minute = parse(with("\"30/m\""), kFile).clients[0].max_rate;
+  ASSERT_TRUE(per_minute);
+  EXPECT_EQ(per_minute->count, 30u);
+  EXPECT_EQ(per_minute->per, 60s);
+  EXPECT_EQ(parse(with("\"1000000/s\""), kFile).clients[0].max_rate->count, 1000000u);
+}
+
+TEST(Config, RefusesAMaxRateOfZeroOrWithoutAUnit) {
+  const auto with = [](std::string_view value) {
+    return replaced(kValid, "max_ttl = ", "max_rate = " + std::string(value) + "\nmax_ttl = ");
+  };
+  EXPECT_TRUE(Refused(with("\"0/s\""), "client[0].max_rate", "max_rate",
+                      "a rate of zero would refuse every request; leave max_rate out for no limit"));
+  EXPECT_TRUE(Refused(with("\"200\""), "client[0].max_rate", "max_rate", "the unit must be /s or /m (\"200\")"));
+  EXPECT_TRUE(Refused(with("\"200/h\""), "client[0].max_rate", "max_rate", "the unit must be /s or /m"));
+  EXPECT_TRUE(Refused(with("\"1000001/s\""), "client[0].max_rate", "max_rate", "at most 1000000"));
+  EXPECT_TRUE(Refused(with("\"99999999999/s\""), "client[0].max_rate", "max_rate", "at most 1000000"));
+  for (const char* bad : {"\"/s\"", "\"-5/s\"", "\"1.5/s\"", "\" 200/s\"", "\"200 /s\""})
+    EXPECT_TRUE(Refused(with(bad), "client[0].max_rate", "max_rate", "not a whole number of requests")) << bad;
+  EXPECT_TRUE(Refused(with("200"), "client[0].max_rate", "max_rate", "must be a string"));
+}
+
 // --- durations ------------------------------------------------------------------------------------
 
 TEST(Duration, ParsesDigitsFollowedByOneUnit) {

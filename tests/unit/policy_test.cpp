@@ -1,6 +1,7 @@
 // Who may ask for what: the peer the kernel names picks a [[client]], and that entry alone decides the
 // keyset, the operation, the audience and the lifetime.
 #include "policy/policy.h"
+#include "policy/rate_limiter.h"
 
 #include <gtest/gtest.h>
 
@@ -264,6 +265,110 @@ TEST_F(Policy, AClientWithoutTheJwtOperationGetsNoJwt) {
   auto g = grant(request({"unused"}), "release-signer");
   ASSERT_FALSE(g);
   expect_error(g.error(), 403, "jwt");
+}
+
+// A client that lists subjects gets tokens for those alone: exact names, or a prefix before a trailing '*'.
+TEST(Subjects, AClientWithoutSubjectsMayAskForAnySub) {
+  config::ClientConfig client;
+  EXPECT_TRUE(subject_allowed(client, "user:1"));
+  EXPECT_TRUE(subject_allowed(client, "anything at all"));
+}
+
+TEST(Subjects, AnExactPatternMatchesThatSubAlone) {
+  config::ClientConfig client;
+  client.subjects = {"svc:billing"};
+  EXPECT_TRUE(subject_allowed(client, "svc:billing"));
+  // Fails because a prefix, an extension or another case is another subject.
+  for (const char* sub : {"svc:billin", "svc:billing2", "svc:billing:admin", "SVC:BILLING", " svc:billing", ""})
+    EXPECT_FALSE(subject_allowed(client, sub)) << sub;
+}
+
+TEST(Subjects, ATrailingStarMatchesEverySubWithThatPrefix) {
+  config::ClientConfig client;
+  client.subjects = {"user:*", "svc:billing"};
+  for (const char* sub : {"user:1", "user:", "user:alice@example.com", "user:*", "svc:billing"})
+    EXPECT_TRUE(subject_allowed(client, sub)) << sub;
+  for (const char* sub : {"user", "users:1", "admin:user:1", "User:1", "svc:payments", "*"})
+    EXPECT_FALSE(subject_allowed(client, sub)) << sub;
+}
+
+// max_rate: a bucket of one second's worth, refilled at the rate, per client.
+class RateLimit : public ::testing::Test {
+ protected:
+  RateLimit() {
+    clients_.resize(3);
+    clients_[0].name = "fast";
+    clients_[0].max_rate = config::Rate{200, config::Duration{1}};
+    clients_[1].name = "slow";
+    clients_[1].max_rate = config::Rate{30, config::Duration{60}};
+    clients_[2].name = "unlimited";
+  }
+  // How many of `n` requests at the instant `at` are allowed.
+  int allowed(RateLimiter& limiter, const config::ClientConfig& client, int n, RateLimiter::Clock::time_point at) {
+    int ok = 0;
+    for (int i = 0; i < n; ++i) ok += limiter.take(client, peer_, at).count() == 0;
+    return ok;
+  }
+  std::vector<config::ClientConfig> clients_;
+  Peer peer_{1001, 1001, 4242};
+  RateLimiter::Clock::time_point t0_ = RateLimiter::Clock::now();
+};
+
+TEST_F(RateLimit, AllowsABurstOfOneSecondsWorthThenRefuses) {
+  RateLimiter limiter(clients_);
+  EXPECT_EQ(allowed(limiter, clients_[0], 1000, t0_), 200);
+  // A per-minute rate still lets one request through at once.
+  EXPECT_EQ(allowed(limiter, clients_[1], 10, t0_), 1);
+  EXPECT_EQ(allowed(limiter, clients_[2], 10000, t0_), 10000);
+}
+
+TEST_F(RateLimit, RefillsAtTheRateAndNeverBeyondTheBurst) {
+  RateLimiter limiter(clients_);
+  EXPECT_EQ(allowed(limiter, clients_[0], 200, t0_), 200);
+  EXPECT_EQ(allowed(limiter, clients_[0], 100, t0_ + std::chrono::milliseconds(250)), 50);
+  // Fails to allow more than 200 however long the client was quiet.
+  EXPECT_EQ(allowed(limiter, clients_[0], 1000, t0_ + std::chrono::hours(1)), 200);
+  EXPECT_EQ(allowed(limiter, clients_[1], 1, t0_), 1);
+  EXPECT_EQ(allowed(limiter, clients_[1], 1, t0_ + std::chrono::seconds(1)), 0);
+  EXPECT_EQ(allowed(limiter, clients_[1], 1, t0_ + std::chrono::seconds(3)), 1);
+}
+
+TEST_F(RateLimit, SaysHowManyWholeSecondsToWait) {
+  RateLimiter limiter(clients_);
+  allowed(limiter, clients_[0], 200, t0_);
+  EXPECT_EQ(limiter.take(clients_[0], peer_, t0_), std::chrono::seconds(1));  // 5 ms, rounded up to 1 s
+  allowed(limiter, clients_[1], 1, t0_);
+  EXPECT_EQ(limiter.take(clients_[1], peer_, t0_), std::chrono::seconds(2));  // one request per 2 s
+  EXPECT_EQ(limiter.take(clients_[1], peer_, t0_ + std::chrono::milliseconds(1500)), std::chrono::seconds(1));
+}
+
+TEST_F(RateLimit, ClientsHaveBucketsOfTheirOwn) {
+  std::vector<config::ClientConfig> two(2, clients_[0]);
+  two[1].name = "fast-too";
+  RateLimiter limiter(two);
+  EXPECT_EQ(allowed(limiter, two[0], 300, t0_), 200);
+  EXPECT_EQ(allowed(limiter, two[1], 300, t0_), 200);
+}
+
+TEST_F(RateLimit, GathersRefusalsForTheAuditLogAndCountsThemAll) {
+  RateLimiter limiter(clients_);
+  EXPECT_TRUE(limiter.take_unreported().empty());
+  allowed(limiter, clients_[0], 250, t0_);
+  const Peer later{1002, 1002, 99};
+  limiter.take(clients_[0], later, t0_);
+  auto first = limiter.take_unreported();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].client, &clients_[0]);
+  EXPECT_EQ(first[0].refused, 51u);
+  EXPECT_EQ(first[0].first_peer.pid, 4242);  // the peer that started the run of refusals
+  EXPECT_TRUE(limiter.take_unreported().empty()) << "each refusal is reported once";
+  allowed(limiter, clients_[0], 5, t0_);
+  ASSERT_EQ(limiter.take_unreported().at(0).refused, 5u);
+  const auto totals = limiter.totals();
+  ASSERT_EQ(totals.size(), 2u);  // the clients with a max_rate
+  EXPECT_EQ(totals[0].client, "fast");
+  EXPECT_EQ(totals[0].refused, 56u);
+  EXPECT_EQ(totals[1].refused, 0u);
 }
 
 }  // namespace

@@ -108,10 +108,14 @@ void read_ttls(const Section& client, ClientConfig& out) {
 
 // A compromised issuer must not mint tokens for everyone: patterns are exact, or a prefix and one
 // trailing '*'. Anything that would quietly allow more, or nothing at all, is a typo to report.
-std::vector<std::string> read_subjects(const Section& client) {
+std::vector<std::string> read_subjects(const Section& client, const std::vector<Operation>& operations) {
   const std::optional<std::vector<std::string>> patterns = client.strings("subjects");
   if (!patterns) return {};
   if (patterns->empty()) client.fail("subjects", "must not be empty; leave subjects out to allow any subject");
+  // A JWS or a digest can be a JWT for any sub: the patterns would bind the client to nothing.
+  if (std::find(operations.begin(), operations.end(), Operation::jwt) == operations.end() || operations.size() > 1)
+    client.fail("subjects", "needs operations = [\"jwt\"] alone: a client that may use jws or sign can have a "
+                            "token for any subject signed");
   for (std::size_t i = 0; i < patterns->size(); ++i) {
     const std::string& p = (*patterns)[i];
     if (p.empty()) client.fail_element("subjects", i, "must not be empty: no token has an empty sub");
@@ -156,7 +160,7 @@ ClientConfig read_client(const Section& client, const std::vector<ClientConfig>&
   out.issuer = *issuer;
   out.audiences = read_required_strings(client, "audiences");
   read_ttls(client, out);
-  out.subjects = read_subjects(client);
+  out.subjects = read_subjects(client, out.operations);
   out.max_rate = read_max_rate(client);
   return out;
 }

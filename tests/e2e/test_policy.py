@@ -86,7 +86,7 @@ def audit_records(daemon):
 
 class SubjectTest(DaemonTestCase):
     """subjects: a compromised issuer can mint tokens only for its own subjects."""
-    DAEMON = dict(clients=[client(name="billing", subjects=["user:*", "svc:billing"])])
+    DAEMON = dict(clients=[client(name="billing", operations=["jwt"], subjects=["user:*", "svc:billing"])])
 
     def test_a_listed_subject_gets_a_token(self):
         for sub in ("user:1", "user:alice@example.com", "svc:billing"):

@@ -720,6 +720,8 @@ TEST(Config, ReadsSubjectPatternsAndRefusesOnesThatMeanNothingOrEverything) {
                       "a '*' may only end a pattern (\"user:*\"), not \"user:*:admin\""));
   EXPECT_TRUE(Refused(with("[\"**\"]"), "client[0].subjects[0]", "subjects", "may only end a pattern"));
   EXPECT_TRUE(Refused(with("\"user:*\""), "client[0].subjects", "subjects", "must be an array"));
+  const std::string jws = replaced(with("[\"user:*\"]"), "operations = [\"jwt\"]", "operations = [\"jwt\", \"jws\"]");
+  EXPECT_TRUE(Refused(jws, "client[0].subjects", "subjects", "needs operations = [\"jwt\"] alone"));
 }
 
 TEST(Config, ReadsMaxRatePerSecondOrPerMinute) {

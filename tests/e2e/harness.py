@@ -54,6 +54,16 @@ def make_token_script():
     return binary("HSMSIGND_MAKE_TOKEN", "softhsm-config/make-token.sh")
 
 
+def fault_shim():
+    """The fault-injecting PKCS#11 module (tests/fault/): $HSMSIGND_FAULT_SHIM, else the one built beside
+    $HSMSIGND_BIN (BUILD/daemon/hsmsignd -> BUILD/tests/fault/libhsmsignd-fault-shim.so)."""
+    path = os.environ.get("HSMSIGND_FAULT_SHIM") or str(
+        Path(hsmsignd_bin()).resolve().parent.parent / "tests" / "fault" / "libhsmsignd-fault-shim.so")
+    if not os.path.isfile(path):
+        raise AssertionError(f"HSMSIGND_FAULT_SHIM: {path} is not the fault shim; build it first")
+    return path
+
+
 def free_port():
     """A loopback port nobody listens on right now (the kernel picks it when binding port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

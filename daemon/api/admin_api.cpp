@@ -13,7 +13,7 @@
 namespace hsmsignd::api {
 namespace {
 
-HttpResponse error_response(const ApiError& e) { return {e.status, e.body(), "application/json", {}, {}}; }
+HttpResponse error_response(const ApiError& e) { return e.response(); }
 
 ApiError from_keyring(const pkcs11::Error& e) {
   switch (e.kind) {
@@ -41,16 +41,16 @@ void AdminApi::handle(const policy::Peer& peer, const HttpRequest& request, Repl
   }
   const auto& t = request.target;
   if (t == "/v1/admin/rotate" || t == "/v1/admin/retire" || t == "/v1/admin/destroy") {
-    if (request.method != "POST") return reply(error_response(ApiError::method_not_allowed(t + " takes POST")));
+    if (request.method != "POST") return reply(error_response(ApiError::method_not_allowed(t + " takes POST", "POST")));
     if (t == "/v1/admin/rotate") return rotate(peer, request, std::move(reply));
     return retire_or_destroy(peer, request, t == "/v1/admin/destroy", std::move(reply));
   }
   if (t == "/v1/admin/custody") {
-    if (request.method != "GET") return reply(error_response(ApiError::method_not_allowed(t + " takes GET")));
+    if (request.method != "GET") return reply(error_response(ApiError::method_not_allowed(t + " takes GET", "GET")));
     return custody(std::move(reply));
   }
   if (t == "/v1/admin/checkpoint") {
-    if (request.method != "POST") return reply(error_response(ApiError::method_not_allowed(t + " takes POST")));
+    if (request.method != "POST") return reply(error_response(ApiError::method_not_allowed(t + " takes POST", "POST")));
     return checkpoint(peer, std::move(reply));
   }
   reply(error_response(ApiError::not_found("no route " + t)));

@@ -24,4 +24,11 @@ std::string ApiError::body() const {
                                                                       nlohmann::json::error_handler_t::replace);
 }
 
+HttpResponse ApiError::response() const {
+  HttpResponse r{status, body(), "application/json", {}, {}};
+  r.allow = allow;
+  r.retry_after = retry_after;
+  return r;
+}
+
 }  // namespace hsmsignd::api

@@ -21,6 +21,7 @@ struct HttpResponse {
   std::string etag;
   std::string cache_control;
   long long retry_after = 0;  // seconds, for a 429; 0: no Retry-After header
+  std::string allow{};        // the methods, for a 405
 };
 
 // Called exactly once per request, possibly from a signer thread: the server posts it back to the

@@ -21,7 +21,7 @@ namespace {
 constexpr std::string_view kJwksPath = "/.well-known/jwks.json";
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
-HttpResponse error_response(const ApiError& e) { return {e.status, e.body(), "application/json", {}, {}}; }
+HttpResponse error_response(const ApiError& e) { return e.response(); }
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -33,6 +33,24 @@ ApiError signing_failure(const pkcs11::Error& e) {
   if (e.kind == pkcs11::ErrorKind::token)
     return ApiError::unavailable("the token could not sign: " + e.function + " " + pkcs11::rv_name(e.rv));
   return ApiError::unavailable("the token could not sign");
+}
+
+// If-None-Match (RFC 9110 13.1.2): "*", or a list of entity tags compared weakly (a W/ prefix is ignored).
+bool none_match_fails(std::string_view header, std::string_view etag) {
+  const auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  if (trim(header) == "*") return true;
+  while (!header.empty()) {
+    const std::size_t comma = header.find(',');
+    std::string_view tag = trim(header.substr(0, comma));
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (!tag.empty() && tag == etag) return true;
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+  }
+  return false;
 }
 
 metrics::Route route_of(std::string_view t) {
@@ -73,18 +91,15 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
   const auto& t = request.target;
   const bool post = request.method == "POST", get = request.method == "GET";
   if (t == "/v1/jwt" || t == "/v1/jws" || t == "/v1/sign") {
-    if (!post) return reply(error_response(ApiError::method_not_allowed(t + " takes POST")));
-    if (auto wait = limiter_.take(*client, peer, policy::RateLimiter::Clock::now()); wait.count() > 0) {
-      HttpResponse refused = error_response(ApiError::overloaded("client \"" + client->name + "\" is over its max_rate"));
-      refused.retry_after = wait.count();
-      return reply(std::move(refused));
-    }
+    if (!post) return reply(error_response(ApiError::method_not_allowed(t + " takes POST", "POST")));
+    if (auto wait = limiter_.take(*client, peer, policy::RateLimiter::Clock::now()); wait.count() > 0)
+      return reply(error_response(ApiError::overloaded("client \"" + client->name + "\" is over its max_rate", wait.count())));
     if (t == "/v1/jwt") return issue_jwt(peer, *client, request, std::move(reply));
     if (t == "/v1/jws") return sign_jws(peer, *client, request, std::move(reply));
     return sign_digest(peer, *client, request, std::move(reply));
   }
   if (t == "/v1/keys" || t == kJwksPath || t == "/healthz" || t == "/metrics") {
-    if (!get) return reply(error_response(ApiError::method_not_allowed(t + " takes GET")));
+    if (!get) return reply(error_response(ApiError::method_not_allowed(t + " takes GET", "GET")));
     if (t == "/v1/keys") return reply(keys());
     if (t == kJwksPath) return reply(jwks(request));
     if (t == "/healthz") return reply(healthz());
@@ -98,7 +113,7 @@ void IssuerApi::handle_public(const HttpRequest& request, Reply unmetered) {
   const auto& t = request.target;
   if (t != kJwksPath && t != "/healthz") return reply(error_response(ApiError::not_found("no route " + t)));
   if (request.method != "GET" && request.method != "HEAD")
-    return reply(error_response(ApiError::method_not_allowed("this listener is read-only")));
+    return reply(error_response(ApiError::method_not_allowed("this listener is read-only", "GET, HEAD")));
   reply(t == kJwksPath ? jwks(request) : healthz());
 }
 
@@ -135,11 +150,8 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
       reply(std::move(answer));
     });
   };
-  if (!s_.queue.submit(std::move(job))) {
-    HttpResponse refused = error_response(ApiError::overloaded("too many requests are waiting for the token"));
-    refused.retry_after = 1;
-    reply(std::move(refused));
-  }
+  if (!s_.queue.submit(std::move(job)))
+    reply(error_response(ApiError::overloaded("too many requests are waiting for the token", 1)));
 }
 
 void IssuerApi::report_refusals() {
@@ -273,7 +285,7 @@ HttpResponse IssuerApi::jwks(const HttpRequest& request) const {
   auto view = s_.keyring.view();
   HttpResponse r{200, view->jwks, "application/json", view->etag,
                  "public, max-age=" + std::to_string(s_.config.jwks.max_age.count())};
-  if (!request.if_none_match.empty() && request.if_none_match == view->etag) {
+  if (!request.if_none_match.empty() && none_match_fails(request.if_none_match, view->etag)) {
     r.status = 304;
     r.body.clear();
   }

@@ -195,7 +195,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   void fail(const api::ApiError& error) {
     keep_alive_ = false;
     linger_ = true;
-    write({error.status, error.body(), "application/json", {}, {}});
+    write(error.response());
   }
 
   // After an error the client may still be sending (a body over the limit, say). Closing at once would
@@ -223,10 +223,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
     if (!r.etag.empty()) res.set(http::field::etag, r.etag);
     res.set(http::field::cache_control, r.cache_control.empty() ? "no-store" : r.cache_control);
     if (r.retry_after > 0) res.set(http::field::retry_after, std::to_string(r.retry_after));
+    if (!r.allow.empty()) res.set(http::field::allow, r.allow);
     if (!head_only_) res.body() = std::move(r.body);
     res.keep_alive(keep_alive_);
     res.prepare_payload();
     if (head_only_) res.content_length(r.body.size());
+    // A 304 may only carry the length of the 200 it stands for (RFC 9110 8.6), never 0.
+    if (r.status == 304) res.erase(http::field::content_length);
     arm(limits_.request_timeout);  // a peer that reads nothing cannot hold the connection either
     http::async_write(stream_, res, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       self->disarm();

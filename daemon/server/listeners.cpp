@@ -41,7 +41,7 @@ void start_session(typename Protocol::socket socket, Handler handler, const Limi
   if (room)
     session->start();
   else
-    session->refuse(api::ApiError::overloaded("too many connections, none of them idle"));
+    session->refuse(api::ApiError::overloaded("too many connections, none of them idle", 1));
 }
 
 }  // namespace

@@ -194,11 +194,13 @@ class BadHttpTest(DaemonTestCase):
 
     def test_a_route_with_the_wrong_method_is_405(self):
         self.assertEqual(self.daemon.post("/v1/jwt", {"sub": "user-1"}).status, 200)
-        for method, path in (("GET", "/v1/jwt"), ("PUT", "/v1/jwt"), ("DELETE", "/v1/jwt"), ("GET", "/v1/jws"),
-                             ("GET", "/v1/sign"), ("POST", "/v1/keys"), ("POST", "/healthz")):
+        for method, path, allow in (("GET", "/v1/jwt", "POST"), ("PUT", "/v1/jwt", "POST"),
+                                    ("DELETE", "/v1/jwt", "POST"), ("GET", "/v1/jws", "POST"),
+                                    ("GET", "/v1/sign", "POST"), ("POST", "/v1/keys", "GET"), ("POST", "/healthz", "GET")):
             with self.subTest(method=method, path=path):
-                self.assertError(self.daemon.request(method, path, body=b"{}" if method != "GET" else None), 405,
-                                 "method_not_allowed")
+                answer = self.daemon.request(method, path, body=b"{}" if method != "GET" else None)
+                self.assertError(answer, 405, "method_not_allowed")
+                self.assertEqual(answer.headers.get("allow"), allow, "RFC 9110 wants the methods the path takes")
                 self.assertStillServes()
 
     def test_an_unknown_route_is_404(self):

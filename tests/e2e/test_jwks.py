@@ -59,6 +59,11 @@ class JwksTest(DaemonTestCase):
         self.assertEqual(answer.status, 304, answer)
         self.assertEqual(answer.body, b"")
         self.assertEqual(answer.headers.get("etag"), etag)
+        self.assertNotIn("content-length", answer.headers, "a 304 may only carry the 200's length, never 0")
+        # A list of tags, a weak tag and "*" match too (RFC 9110 13.1.2: If-None-Match compares weakly).
+        for header in (f'"old", {etag}', f"W/{etag}", "*", f' {etag} '):
+            with self.subTest(header=header):
+                self.assertEqual(self.daemon.public("GET", JWKS_PATH, headers={"If-None-Match": header}).status, 304)
         # Gets the document because the cached copy is another one
         answer = self.daemon.public("GET", JWKS_PATH, headers={"If-None-Match": '"not-the-etag"'})
         self.assertEqual(answer.status, 200, answer)
@@ -106,6 +111,7 @@ class JwksTest(DaemonTestCase):
             with self.subTest(path=path):
                 answer = self.daemon.public("POST", path, body=b"{}")
                 self.assertError(answer, 405, "method_not_allowed")
+                self.assertEqual(answer.headers.get("allow"), "GET, HEAD")
         self.assertEqual(self.daemon.public("GET", JWKS_PATH).status, 200)
 
     def test_the_listener_does_not_serve_unknown_paths(self):

@@ -8,6 +8,7 @@
 #include "audit/chain.h"
 #include "common/rfc3339.h"
 #include "jose/jwk.h"
+#include "keyring/keyring.h"
 #include "keyring/planner.h"
 #include "keys.h"
 
@@ -24,12 +25,74 @@ std::string hex(const Bytes& b) {
   return s;
 }
 
-// The algorithm a key object can sign with when no keyset names it.
+// The algorithm a key object can sign with when no keyset names it, or nullopt for a key type or curve
+// hsmsignd has none for: the report says what the key is, never what a keyset would like it to be.
 std::optional<Algorithm> natural_algorithm(const pkcs11::KeyObject& k) {
-  if (k.type == KeyType::EC) return k.bits == 384 ? Algorithm::ES384 : Algorithm::ES256;
-  if (k.type == KeyType::OKP) return Algorithm::EdDSA;
-  if (k.type == KeyType::RSA) return Algorithm::RS256;
+  for (Algorithm a : {Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256})
+    if (pkcs11::fits(k, a)) return a;
   return std::nullopt;
+}
+
+// The keyset's algorithm for a key that fits it (RS256 and PS256 keys look alike), otherwise what the key is.
+std::optional<Algorithm> algorithm_of(const pkcs11::KeyObject& k, const config::KeysetConfig* keyset) {
+  if (keyset && pkcs11::fits(k, keyset->algorithm)) return keyset->algorithm;
+  return natural_algorithm(k);
+}
+
+// Where the daemon puts a key object: scheduled (one of a keyset's keys), refused, or neither (a key
+// of a keyset that is not configured, or not hsmsignd's).
+struct Standing {
+  std::optional<keyring::Schedule> schedule;
+  std::optional<std::string_view> refused;
+};
+
+// The same selection and the same plan as the keyring's, so the report cannot disagree with the daemon.
+std::map<Bytes, Standing> standings(const std::vector<pkcs11::KeyObject>& objects, const config::Config& config,
+                                    keyring::TimePoint now) {
+  std::map<Bytes, Standing> out;
+  auto refuse = [&](const keyring::KeysetKeys& found) {
+    for (const auto& r : found.refused) out[r.object->id].refused = r.reason;
+  };
+  for (const auto& keyset : config.keysets) {
+    const auto found = keyring::keys_of(keyset.name, keyset.algorithm, objects);
+    refuse(found);
+    for (const auto& live : keyring::plan(keyset, found.records(), now).live) out[live.id].schedule = live.schedule;
+  }
+  // The audit key signs ES256 checkpoints; a key with its label that cannot do so is never used either.
+  refuse(keyring::keys_of(audit::kAuditKeyset, Algorithm::ES256, objects));
+  return out;
+}
+
+nlohmann::ordered_json time_or_null(const std::optional<keyring::TimePoint>& t) {
+  return t ? nlohmann::ordered_json(rfc3339(*t)) : nlohmann::ordered_json(nullptr);
+}
+
+// state, reason (refused keys only) and the lifecycle times.
+void add_lifecycle(nlohmann::ordered_json& k, const std::optional<keyring::KeyLabel>& label, const Standing& standing) {
+  std::optional<keyring::TimePoint> created, activates, deactivates, retires;
+  if (standing.refused) {
+    // Not one of the keyset's keys: its label is a claim the daemon does not act on (it is in "label").
+    k["state"] = "refused";
+    k["reason"] = std::string(*standing.refused);
+  } else if (standing.schedule) {
+    k["state"] = keyring::name(standing.schedule->state);
+    created = label->created;
+    activates = standing.schedule->activates;
+    deactivates = standing.schedule->deactivates;
+    retires = standing.schedule->retires;
+  } else if (label) {
+    // The audit key signs checkpoints for as long as it exists; a keyset key the schedule no longer
+    // lists is retired (kept on the token because destroy_retired is off, or not yet destroyed).
+    k["state"] = label->keyset == audit::kAuditKeyset && !label->retired ? "active" : "retired";
+    created = label->created;
+    activates = label->activates;
+  } else {
+    k["state"] = nullptr;  // not hsmsignd's key
+  }
+  k["created"] = time_or_null(created);
+  k["activates"] = time_or_null(activates);
+  k["deactivates"] = time_or_null(deactivates);
+  k["retires"] = time_or_null(retires);
 }
 
 void count_file(const std::filesystem::path& path, std::map<std::string, std::uint64_t>& out) {
@@ -58,21 +121,12 @@ pkcs11::Result<nlohmann::ordered_json> report(pkcs11::SessionRef s, const pkcs11
   auto objects = pkcs11::list_keys(s);
   if (!objects) return objects.error();
 
-  // The lifecycle of each configured keyset's keys, as the keyring computes it.
-  std::map<Bytes, keyring::Schedule> schedules;
-  for (const auto& keyset : config.keysets) {
-    std::vector<keyring::KeyRecord> records;
-    for (const auto& o : *objects)
-      if (auto l = keyring::KeyLabel::parse(o.label); l && l->keyset == keyset.name) records.push_back({o.id, *l});
-    for (const auto& live : keyring::plan(keyset, records, now).live) schedules[live.id] = live.schedule;
-  }
+  const auto standing = standings(*objects, config, now);
 
   nlohmann::ordered_json keys = nlohmann::ordered_json::array();
   for (const auto& o : *objects) {
     const auto label = keyring::KeyLabel::parse(o.label);
-    const config::KeysetConfig* keyset = label ? config.keyset(label->keyset) : nullptr;
-    const bool audit_key = label && label->keyset == audit::kAuditKeyset;
-    std::optional<Algorithm> alg = keyset ? std::optional(keyset->algorithm) : natural_algorithm(o);
+    const std::optional<Algorithm> alg = algorithm_of(o, label ? config.keyset(label->keyset) : nullptr);
     std::string kid;
     if (alg) {
       if (auto pub = pkcs11::export_public_key(s, o, *alg)) kid = jose::thumbprint(*pub);
@@ -84,25 +138,8 @@ pkcs11::Result<nlohmann::ordered_json> report(pkcs11::SessionRef s, const pkcs11
     k["id"] = hex(o.id);
     k["algorithm"] = alg ? nlohmann::ordered_json(std::string(name(*alg))) : nlohmann::ordered_json(nullptr);
     k["bits"] = o.bits;
-    auto it = schedules.find(o.id);
-    if (it != schedules.end()) {
-      k["state"] = keyring::name(it->second.state);
-      k["created"] = rfc3339(label->created);
-      k["activates"] = rfc3339(it->second.activates);
-      k["deactivates"] = rfc3339(it->second.deactivates);
-      k["retires"] = rfc3339(it->second.retires);
-    } else if (label) {
-      // The audit key signs checkpoints for as long as it exists; a keyset key the schedule no longer
-      // lists is retired (kept on the token because destroy_retired is off, or not yet destroyed).
-      k["state"] = audit_key && !label->retired ? "active" : "retired";
-      k["created"] = rfc3339(label->created);
-      k["activates"] = rfc3339(label->activates);
-      k["deactivates"] = nullptr;
-      k["retires"] = nullptr;
-    } else {
-      k["state"] = nullptr;  // not hsmsignd's key
-      for (const char* field : {"created", "activates", "deactivates", "retires"}) k[field] = nullptr;
-    }
+    auto it = standing.find(o.id);
+    add_lifecycle(k, label, it != standing.end() ? it->second : Standing{});
     k["local"] = o.custody.local;
     k["never_extractable"] = o.custody.never_extractable;
     k["always_sensitive"] = o.custody.always_sensitive;

@@ -34,24 +34,11 @@ signing::VerifyPolicy verify_policy(const config::Config& c) {
                                                                  : signing::VerifyPolicy::sampled;
 }
 
-// The keys on the token that this keyset may use: its label, its type and size, and trustworthy custody.
-std::vector<std::pair<const pkcs11::KeyObject*, KeyLabel>> keys_of(const config::KeysetConfig& keyset,
-                                                                   const std::vector<pkcs11::KeyObject>& objects) {
-  std::vector<std::pair<const pkcs11::KeyObject*, KeyLabel>> out;
-  for (const auto& object : objects) {
-    auto label = KeyLabel::parse(object.label);
-    if (!label || label->keyset != keyset.name) continue;
-    if (!pkcs11::fits(object, keyset.algorithm) || !object.custody.trustworthy() || object.public_key == 0) {
-      // Not a key this keyset may sign with, whatever its label says: never publish or use it.
-      log::error("key_refused", {{"keyset", keyset.name}, {"label", object.label},
-                                 {"reason", !object.custody.trustworthy() ? "custody"
-                                            : object.public_key == 0    ? "no public key object"
-                                                                        : "wrong type or size"}});
-      continue;
-    }
-    out.emplace_back(&object, *label);
-  }
-  return out;
+// Logs what keys_of refused, at each look at the token: an operator sees why a key with the keyset's label
+// is not in the JWKS.
+void log_refused(const std::string& keyset, const KeysetKeys& found) {
+  for (const auto& r : found.refused)
+    log::error("key_refused", {{"keyset", keyset}, {"label", r.object->label}, {"reason", std::string(r.reason)}});
 }
 
 std::string kid_of(pkcs11::SessionRef s, const pkcs11::KeyObject& object, Algorithm algorithm) {
@@ -60,6 +47,32 @@ std::string kid_of(pkcs11::SessionRef s, const pkcs11::KeyObject& object, Algori
 }
 
 }  // namespace
+
+std::optional<std::string_view> refusal(const pkcs11::KeyObject& object, Algorithm algorithm) {
+  if (!object.custody.trustworthy()) return "custody";
+  if (object.public_key == 0) return "no public key object";
+  if (!pkcs11::fits(object, algorithm)) return "wrong type or size";
+  return std::nullopt;
+}
+
+KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vector<pkcs11::KeyObject>& objects) {
+  KeysetKeys out;
+  for (const auto& object : objects) {
+    auto label = KeyLabel::parse(object.label);
+    if (!label || label->keyset != keyset) continue;
+    if (auto reason = refusal(object, algorithm))
+      out.refused.push_back({&object, *reason});
+    else
+      out.keys.push_back({&object, std::move(*label)});
+  }
+  return out;
+}
+
+std::vector<KeyRecord> KeysetKeys::records() const {
+  std::vector<KeyRecord> out;
+  for (const auto& k : keys) out.push_back({k.object->id, k.label});
+  return out;
+}
 
 const Key* View::active_key(std::string_view keyset) const {
   auto it = active.find(keyset);
@@ -157,15 +170,17 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
     for (const auto& keyset : config_.keysets) {
       bool relisted = false, generated = false;
       for (int round = 0; round < 3; ++round) {
-        auto found = keys_of(keyset, *objects);
-        std::vector<KeyRecord> records;
-        for (const auto& [object, label] : found) records.push_back({object->id, label});
-        Plan p = plan(keyset, records, now);
+        const auto found = keys_of(keyset.name, keyset.algorithm, *objects);
+        log_refused(keyset.name, found);
+        Plan p = plan(keyset, found.records(), now);
+        auto find = [&](const Bytes& id) {
+          return std::find_if(found.keys.begin(), found.keys.end(), [&](const auto& f) { return f.object->id == id; });
+        };
 
         for (const auto& id : p.destroy) {
-          auto it = std::find_if(found.begin(), found.end(), [&](const auto& f) { return f.first->id == id; });
-          const std::string label = it != found.end() ? it->first->label : std::string();
-          const std::string kid = it != found.end() ? kid_of(s, *it->first, keyset.algorithm) : std::string();
+          auto it = find(id);
+          const std::string label = it != found.keys.end() ? it->object->label : std::string();
+          const std::string kid = it != found.keys.end() ? kid_of(s, *it->object, keyset.algorithm) : std::string();
           if (auto ok = pkcs11::destroy_key(s, id); !ok)
             failure = "destroying " + label + ": " + ok.error().what();
           else
@@ -199,8 +214,8 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
           }
         }
         for (const auto& live : p.live) {
-          auto it = std::find_if(found.begin(), found.end(), [&](const auto& f) { return f.first->id == live.id; });
-          auto key = open_key(s, keyset, *it->first, it->second);
+          auto it = find(live.id);
+          auto key = open_key(s, keyset, *it->object, it->label);
           if (!key) return key.error();
           key->schedule = live.schedule;
           view->keys.push_back(std::move(*key));

@@ -11,13 +11,16 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "config/config.h"
 #include "keyring/lifecycle.h"
 #include "keyring/planner.h"
+#include "keys.h"
 #include "session_pool.h"
 #include "signing/checked_signer.h"
 
@@ -34,6 +37,32 @@ struct Key {
   PublicKey public_key;
   std::shared_ptr<signing::CheckedSigner> signer;
 };
+
+// Which key objects on the token are a keyset's keys. The keyring builds its keys from `keys` alone, and
+// the custody report uses the same selection, so that the two can never disagree about a key's state.
+struct KeysetKeys {
+  struct Candidate {
+    const pkcs11::KeyObject* object;
+    KeyLabel label;
+  };
+  struct Refused {
+    const pkcs11::KeyObject* object;
+    std::string_view reason;  // custody, no public key object, wrong type or size
+  };
+  std::vector<Candidate> keys;   // what plan() schedules: labelled for the keyset and usable by it
+  std::vector<Refused> refused;  // labelled for the keyset, but never used or published whatever the label says
+
+  std::vector<KeyRecord> records() const;
+};
+
+// Why this key object may not sign with `algorithm` (the first reason of custody, no public key object,
+// wrong type or size), or nullopt when it may.
+std::optional<std::string_view> refusal(const pkcs11::KeyObject& object, Algorithm algorithm);
+
+// The key objects labelled for `keyset`, split into those its `algorithm` may use and those it refuses.
+// (A name and an algorithm, not a KeysetConfig: the audit key's keyset is not configured.) The result
+// points into `objects`.
+KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vector<pkcs11::KeyObject>& objects);
 
 // An immutable picture of the keyring; readers hold it as long as they like while the keyring moves on.
 struct View {

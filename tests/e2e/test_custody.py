@@ -2,7 +2,9 @@
 the admin socket.
 
 The token also holds a key hsmsignd did not make: an EC key generated outside with OpenSSL and imported with
-OpenSC's pkcs11-tool. It is the negative case of every custody attribute: not CKA_LOCAL, no keyset.
+OpenSC's pkcs11-tool. It is the negative case of every custody attribute: not CKA_LOCAL, no keyset. Another
+token holds a stray RSA key pair labelled for an ES256 keyset, which the report lists as refused, as the daemon
+refuses it.
 """
 import json
 import os
@@ -10,11 +12,13 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 import unittest
 
 from harness import MODULE, PIN, TOKEN_LABEL, Daemon, FreshDaemonTestCase, b64url, client, hsmsignctl_bin
 from test_audit import (NOBODY, admin, admin_socket, as_uid, audit_verify, digest_of, load_audit_key, log_file,
                         parse_verify, read_lines, records, rotated_files, sighup_and_wait)
+from test_openapi import SPEC_PATH, Document
 
 IMPORTED_ID = "c0ffee01"
 TOKEN_FIELDS = ["label", "serial", "model", "manufacturer"]
@@ -222,6 +226,93 @@ class CustodyTest(unittest.TestCase):
         answer = admin(self.daemon, "POST", "/v1/admin/custody", {})
         self.assertEqual(answer.status, 405, answer)
         self.assertEqual(answer.json["error"], "method_not_allowed")
+
+
+STRAY_ID = "5747a7"
+KEY_REFUSED = re.compile(r'^hsmsignd\[error\] event=key_refused keyset=(\S+) label=(\S+) reason=("[^"]*"|\S+)$', re.M)
+
+
+class RefusedKeyTest(unittest.TestCase):
+    """A stray RSA key pair, made with pkcs11-tool, labelled for the ES256 keyset "default" to activate after its
+    real key: the daemon refuses it (key_refused), and the custody report must say so too, not schedule it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = d = Daemon(keysets=[("default", "ES256")])
+        try:
+            d.start()
+            time.sleep(1.1)  # labels hold whole seconds: the stray key activates after the real one
+            now = int(time.time())
+            cls.stray_label = f"hsmsignd/default/{now}/{now}"
+            out = subprocess.run(["pkcs11-tool", "--module", MODULE, "--token-label", TOKEN_LABEL, "--login", "--pin",
+                                  PIN, "--keypairgen", "--key-type", "rsa:2048", "--label", cls.stray_label,
+                                  "--id", STRAY_ID], env=d.token_env, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            # SoftHSM in the daemon sees another process's change at its next search, but not when a write of its
+            # own comes first (then it did not see it at all): have it look before the rotation writes.
+            assert STRAY_ID in {k["id"] for k in admin(d, "GET", "/v1/admin/custody").json["keys"]}
+            # A rotation makes the daemon's keyring read the token again now (and gives the keyset a pending key).
+            out = d.ctl("rotate", "default")
+            assert out.returncode == 0, out.stderr
+            cls.keys = {k["kid"]: k for k in d.get("/v1/keys").json["keys"]}
+            cls.cli = d.ctl("custody", "--json")
+            cls.api = admin(d, "GET", "/v1/admin/custody")
+            cls.table = d.ctl("custody")
+        except BaseException:
+            d.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+        cls.daemon.cleanup()
+
+    def reports(self):
+        self.assertEqual(self.cli.returncode, 0, self.cli.stderr)
+        self.assertEqual(self.api.status, 200, self.api)
+        return {"hsmsignctl custody --json": json.loads(self.cli.stdout), "GET /v1/admin/custody": self.api.json}
+
+    def test_the_keyset_keys_and_their_states_are_those_of_v1_keys(self):
+        self.assertEqual(sorted(k["state"] for k in self.keys.values()), ["active", "pending"])
+        for source, report in self.reports().items():
+            with self.subTest(source):
+                listed = {k["kid"]: k for k in report["keys"] if k["keyset"] == "default" and k["state"] != "refused"}
+                self.assertEqual(set(listed), set(self.keys), report["keys"])
+                for kid, served in self.keys.items():
+                    for field in ("state", "created", "activates", "deactivates", "retires"):
+                        self.assertEqual(listed[kid][field], served[field], (field, listed[kid]))
+                    self.assertEqual(listed[kid]["algorithm"], served["alg"])
+                    self.assertNotIn("reason", listed[kid])
+
+    def test_the_stray_key_is_listed_as_refused_for_the_reason_the_daemon_logs(self):
+        logged = {(m[1], m[2]): m[3].strip('"') for m in KEY_REFUSED.finditer(self.daemon.stderr)}
+        self.assertIn(("default", self.stray_label), logged, self.daemon.stderr)
+        for source, report in self.reports().items():
+            with self.subTest(source):
+                stray = [k for k in report["keys"] if k["id"] == STRAY_ID]
+                self.assertEqual(len(stray), 1, report["keys"])
+                k = stray[0]
+                self.assertEqual((k["keyset"], k["label"], k["state"]), ("default", self.stray_label, "refused"), k)
+                self.assertEqual(k["reason"], logged[("default", self.stray_label)], k)
+                self.assertEqual((k["algorithm"], k["bits"]), ("RS256", 2048), "what the key is, not the keyset's")
+                self.assertEqual([k[f] for f in ("created", "activates", "deactivates", "retires")], [None] * 4)
+                self.assertNotIn(k["kid"], self.keys)
+                self.assertEqual(k["signatures"], 0)
+        published = {k["kid"] for k in json.loads(self.daemon.jwks_json())["keys"]}
+        self.assertEqual(published, set(self.keys))
+
+    def test_both_reports_match_the_documented_schema(self):
+        document = Document(SPEC_PATH)
+        for source, report in self.reports().items():
+            with self.subTest(source):
+                self.assertEqual(document.errors("#/components/schemas/CustodyReport", report), [])
+
+    def test_the_table_shows_the_stray_key_refused(self):
+        self.assertEqual(self.table.returncode, 0, self.table.stderr)
+        stray = next(k for k in json.loads(self.cli.stdout)["keys"] if k["id"] == STRAY_ID)
+        self.assertIsNotNone(stray["kid"], "an RSA key's thumbprint, read from the token like any other")
+        rows = [line.split() for line in self.table.stdout.splitlines() if line.startswith(stray["kid"] + " ")]
+        self.assertEqual([cells[1:4] for cells in rows], [["default", "RS256", "refused"]], self.table.stdout)
 
 
 class CheckpointCommandTest(FreshDaemonTestCase):

@@ -17,6 +17,25 @@ SCHEDULE = fast_schedule("3s", "1s", "3s", max_age="1s", max_ttl="2s", default_t
 KEYSETS = ["default"]
 SETTLE_ATTEMPTS = 5  # a sample can straddle a transition of the daemon: look again before calling it wrong
 SETTLE_PAUSE = 0.3
+# Half a key pair is kept for its grace, since another process may be between the two halves of
+# C_GenerateKeyPair (kOrphanGrace in keyring.cpp, for EC keys), then removed at once. A kill -9 during a
+# key generation, or two processes racing on SoftHSM, can leave one behind at any instant: only a half
+# past its grace (and the keyring's next turn on two busy cores) is the daemon's fault.
+ORPHAN_GRACE = 10
+ORPHAN_SLACK = 3
+
+
+def overdue_halves(token, now):
+    return [k for k in token.values()
+            if not k.complete and k.schedule and k.schedule["created"] < now - ORPHAN_GRACE - ORPHAN_SLACK]
+
+
+def halves_left(env):
+    """Waits out the grace of every half on the token; the halves still there after it."""
+    deadline = time.time() + ORPHAN_GRACE + ORPHAN_SLACK
+    while (halves := [k for k in keyset_keys(token_keys(env)).values() if not k.complete]) and time.time() < deadline:
+        time.sleep(0.5)
+    return halves
 
 
 def active_violations(daemon_keys):
@@ -68,9 +87,9 @@ def settling_violations(p):
     """What may be seen for an instant (a key half made or half destroyed, /v1/keys and the JWKS read
     on either side of a transition) but must not last."""
     problems = []
-    halves = [k for k in p["token"].values() if not k.complete]
+    halves = overdue_halves(p["token"], p["token_read"])
     if halves:
-        problems.append(f"keys with only one half on the token: {halves}")
+        problems.append(f"keys with only one half on the token past their grace: {halves}")
     listed = {k["kid"] for k in p["keys"]["keys"]}
     published = set(jwks_kids(p["jwks"]))
     if listed != published:
@@ -189,6 +208,7 @@ class CrashLoopTest(unittest.TestCase):
         self.assertEqual(settled(self.picture), [], daemon.stderr)
         token = keyset_keys(token_keys(daemon.token_env))
         self.assertLessEqual(len(token), 3, token)
+        self.assertEqual(halves_left(daemon.token_env), [], daemon.stderr)
 
 
 class YoungHalfTest(unittest.TestCase):
@@ -326,7 +346,7 @@ class TwoDaemonsTest(unittest.TestCase):
                 if time.monotonic() - since > self.LONGEST_DISAGREEMENT:
                     problems.append(f"{stamp()}: the daemons disagree for {time.monotonic() - since:.1f}s: "
                                     f"first {a}, second {b}")
-            halves = [k for k in keyset_keys(token).values() if not k.complete]
+            halves = overdue_halves(keyset_keys(token), now)
             if halves and settled(self.halves_on_token):
                 problems.append(f"{stamp()}: keys with only one half stay on the token: {halves}")
             for keyset in KEYSETS:
@@ -366,7 +386,7 @@ class TwoDaemonsTest(unittest.TestCase):
             print(f"\n{state}, transient double pending: {transient_pairs}\n{stderr}")
 
     def halves_on_token(self):
-        halves = [k for k in keyset_keys(token_keys(self.first.token_env)).values() if not k.complete]
+        halves = overdue_halves(keyset_keys(token_keys(self.first.token_env)), time.time())
         return [f"only one half: {halves}"] if halves else []
 
     def jwks_not_on_token(self, name):

@@ -371,15 +371,15 @@ int Daemon::check(const config::Config& config) {
     auto objects = token.pool->run([](pkcs11::SessionRef s) { return pkcs11::list_keys(s); });
     if (!objects) throw StartupError(1, objects.error().what());
     for (const auto& keyset : config.keysets) {
-      int found = 0;
-      for (const auto& o : *objects) {
-        auto label = keyring::KeyLabel::parse(o.label);
-        if (!label || label->keyset != keyset.name) continue;
-        ++found;
-        std::printf("keyset %s: key %s activates %s, custody %s\n", keyset.name.c_str(), o.label.c_str(),
-                    rfc3339(label->activates).c_str(), o.custody.trustworthy() ? "ok" : "REFUSED");
-      }
-      if (found == 0)
+      // What the keyring will use and refuse, by the keyring's own rule.
+      const auto found = keyring::keys_of(keyset.name, keyset.algorithm, *objects);
+      for (const auto& [object, label] : found.keys)
+        std::printf("keyset %s: key %s activates %s: ok\n", keyset.name.c_str(), object->label.c_str(),
+                    rfc3339(label.activates).c_str());
+      for (const auto& refused : found.refused)
+        std::printf("keyset %s: key %s: REFUSED (%s)\n", keyset.name.c_str(), refused.object->label.c_str(),
+                    std::string(refused.reason).c_str());
+      if (found.keys.empty() && found.refused.empty())
         std::printf("keyset %s (%s): no key yet; one will be generated in the token at start\n", keyset.name.c_str(),
                     std::string(name(keyset.algorithm)).c_str());
     }

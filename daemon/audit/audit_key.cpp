@@ -6,6 +6,7 @@
 
 #include "jose/jwk.h"
 #include "keyring/key_label.h"
+#include "keyring/keyring.h"
 #include "keys.h"
 #include "sign.h"
 
@@ -19,13 +20,12 @@ pkcs11::Result<AuditKey> open_audit_key(pkcs11::SessionPool& pool,
       if (!objects) return objects.error();
       std::optional<pkcs11::KeyObject> oldest;
       keyring::TimePoint oldest_time = keyring::TimePoint::max();
-      for (auto& o : *objects) {
-        auto label = keyring::KeyLabel::parse(o.label);
-        if (!label || label->keyset != kAuditKeyset || label->retired) continue;
-        if (!pkcs11::fits(o, Algorithm::ES256) || !o.custody.trustworthy()) continue;
-        if (label->activates < oldest_time) {  // two daemons racing at first start agree on the oldest
-          oldest_time = label->activates;
-          oldest = o;
+      // The keyring's own rule (custody, both halves, an ES256 key), so the custody report agrees.
+      for (const auto& [object, label] : keyring::keys_of(kAuditKeyset, Algorithm::ES256, *objects).keys) {
+        if (label.retired) continue;
+        if (label.activates < oldest_time) {  // two daemons racing at first start agree on the oldest
+          oldest_time = label.activates;
+          oldest = *object;
         }
       }
       return oldest;

@@ -258,6 +258,7 @@ class RefusedKeyTest(unittest.TestCase):
             cls.cli = d.ctl("custody", "--json")
             cls.api = admin(d, "GET", "/v1/admin/custody")
             cls.table = d.ctl("custody")
+            cls.check = d.run_binary("--check")
         except BaseException:
             d.cleanup()
             raise
@@ -283,6 +284,13 @@ class RefusedKeyTest(unittest.TestCase):
                         self.assertEqual(listed[kid][field], served[field], (field, listed[kid]))
                     self.assertEqual(listed[kid]["algorithm"], served["alg"])
                     self.assertNotIn("reason", listed[kid])
+
+    def test_check_says_what_the_daemon_uses_and_what_it_refuses(self):
+        self.assertEqual(self.check.returncode, 0, self.check.stderr)
+        self.assertIn(f"keyset default: key {self.stray_label}: REFUSED (wrong type or size)", self.check.stdout)
+        used = [line for line in self.check.stdout.splitlines() if line.startswith("keyset default: key ")
+                and line.endswith(": ok")]
+        self.assertEqual(len(used), len(self.keys), self.check.stdout)
 
     def test_the_stray_key_is_listed_as_refused_for_the_reason_the_daemon_logs(self):
         logged = {(m[1], m[2]): m[3].strip('"') for m in KEY_REFUSED.finditer(self.daemon.stderr)}

@@ -120,9 +120,9 @@ void AdminApi::custody(Reply reply) {
 
 void AdminApi::checkpoint(const policy::Peer& peer, Reply reply) {
   audit_.append(ceremony_record(peer, "checkpoint"));
-  audit_.checkpoint([this, reply](bool written) {
-    if (!written) return reply(error_response(ApiError::unavailable("the checkpoint could not be written")));
-    reply({200, nlohmann::json{{"seq", audit_.last_seq()}}.dump(), "application/json", {}, {}});
+  audit_.checkpoint([reply](std::uint64_t seq) {
+    if (seq == 0) return reply(error_response(ApiError::unavailable("the checkpoint could not be written")));
+    reply({200, nlohmann::json{{"seq", seq}}.dump(), "application/json", {}, {}});
   });
 }
 

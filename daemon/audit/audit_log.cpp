@@ -105,13 +105,15 @@ AuditLog::~AuditLog() {
 void AuditLog::append(Record record, std::function<void(bool)> done) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({std::move(record), std::move(done), false});
+    std::function<void(std::uint64_t)> on_seq;
+    if (done) on_seq = [done = std::move(done)](std::uint64_t seq) { done(seq != 0); };
+    queue_.push_back({std::move(record), std::move(on_seq), false});
     ++appended_;
   }
   wake_.notify_one();
 }
 
-void AuditLog::checkpoint(std::function<void(bool)> done) {
+void AuditLog::checkpoint(std::function<void(std::uint64_t)> done) {
   {
     std::lock_guard lock(mutex_);
     queue_.push_back({Record{"checkpoint"}, std::move(done), true});
@@ -153,11 +155,6 @@ void AuditLog::stop() {
 std::string AuditLog::failure() const {
   std::lock_guard lock(mutex_);
   return failure_;
-}
-
-std::uint64_t AuditLog::last_seq() const {
-  std::lock_guard lock(mutex_);
-  return seq_;
 }
 
 std::string AuditLog::render(const Pending& p, std::uint64_t seq, const std::string& prev) {
@@ -203,12 +200,11 @@ bool AuditLog::write_batch(std::deque<Pending>& batch) {
   std::string out;
   std::uint64_t seq = seq_;
   std::string prev = prev_;
-  std::vector<bool> rendered(batch.size(), false);
+  std::vector<std::uint64_t> rendered(batch.size(), 0);  // each line's seq; 0: not rendered
   for (std::size_t i = 0; i < batch.size(); ++i) {
     std::string line = render(batch[i], seq + 1, prev);
     if (line.empty()) continue;  // a checkpoint the token could not sign: reported as failed
-    rendered[i] = true;
-    ++seq;
+    rendered[i] = ++seq;
     prev = hex_sha256(line);
     out += line;
     out += '\n';
@@ -306,7 +302,7 @@ void AuditLog::run() {
           keep.push_back(std::move(p));
           --finished;
         } else if (p.done) {
-          p.done(false);
+          p.done(0);
         }
       }
       const bool record_outage = !outage_recorded_;

@@ -59,8 +59,9 @@ class AuditLog {
   // it was written.
   bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   void set_checkpoint_signer(CheckpointSigner signer);
-  // Queues a checkpoint line; `done` as for append().
-  void checkpoint(std::function<void(bool)> done = {});
+  // Queues a checkpoint line; `done` runs as for append(), with the checkpoint's seq once it is durable
+  // and 0 if it could not be written.
+  void checkpoint(std::function<void(std::uint64_t seq)> done = {});
   // Renames the current file to FILE.<first seq in it> and goes on in a new FILE (SIGHUP, or max_size).
   void rotate();
   // Writes what is queued, then stops the writer.
@@ -68,12 +69,11 @@ class AuditLog {
 
   // Empty while writing works; otherwise why it does not (the daemon then refuses to sign).
   std::string failure() const;
-  std::uint64_t last_seq() const;
 
  private:
   struct Pending {
     Record record;
-    std::function<void(bool)> done;
+    std::function<void(std::uint64_t seq)> done;  // the line's seq once durable; 0 when not written
     bool checkpoint = false;
   };
   void run();

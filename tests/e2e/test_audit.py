@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 from pathlib import Path
@@ -706,6 +707,39 @@ class HostileBytesTest(FreshDaemonTestCase):
         self.assertEqual([r["target"] for r in denies], [target.decode("utf-8", "replace")])
         out = audit_verify(log_file(d))
         self.assertEqual(out.returncode, 0, out)
+
+
+class CheckpointSeqTest(FreshDaemonTestCase):
+    def test_the_seq_a_checkpoint_answers_is_its_own_line_under_load(self):
+        # Group commit writes a checkpoint in one batch with the lines queued beside it: the answer must
+        # name the checkpoint's line, not the batch's last.
+        d, stop = self.daemon, threading.Event()
+
+        def issue():
+            conn = d.connection()
+            try:
+                while not stop.is_set():
+                    conn.call("POST", "/v1/jwt", {"sub": "load"})
+            finally:
+                conn.close()
+
+        issuers = [threading.Thread(target=issue, daemon=True) for _ in range(6)]
+        for t in issuers:
+            t.start()
+        try:
+            answered = []
+            for _ in range(40):
+                answer = admin(d, "POST", "/v1/admin/checkpoint", {})
+                self.assertEqual(answer.status, 200, answer)
+                answered.append(answer.json["seq"])
+        finally:
+            stop.set()
+            for t in issuers:
+                t.join(timeout=10)
+        lines = records(log_file(d))
+        events = [lines[seq - 1]["event"] for seq in answered]
+        self.assertEqual(events, ["checkpoint"] * len(answered), answered)
+        self.assertEqual([lines[seq - 1]["seq"] for seq in answered], answered)
 
 
 class RestartTest(FreshDaemonTestCase):

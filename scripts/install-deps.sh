@@ -32,9 +32,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The npm tools the tests use, exactly as package-lock.json pins them, into node_modules/.
+# The npm tools the tests use, exactly as package-lock.json pins them, into node_modules/; again only when
+# package.json or the lock changed.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if [ -f package-lock.json ] && ! cmp -s package-lock.json node_modules/.installed-from-lock; then
-  npm ci --no-audit --no-fund --loglevel=error
-  cp package-lock.json node_modules/.installed-from-lock
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 13) ? 0 : 1)' ||
+  { echo "install-deps: Node.js $(node --version) is too old: the tests need 18.13 or later (Debian 12's nodejs)" >&2; exit 1; }
+if [ -f package-lock.json ]; then
+  stamp=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+  if [ "$(cat node_modules/.installed-from 2>/dev/null)" != "$stamp" ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$stamp" > node_modules/.installed-from
+  fi
 fi

@@ -1,6 +1,7 @@
 // [[client]]: who may ask for signatures (matched on the kernel's peer credentials), with which
 // keysets, and what goes into the tokens it gets.
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <limits>
 
@@ -113,7 +114,7 @@ std::vector<std::string> read_subjects(const Section& client, const std::vector<
   if (!patterns) return {};
   if (patterns->empty()) client.fail("subjects", "must not be empty; leave subjects out to allow any subject");
   // A JWS or a digest can be a JWT for any sub: the patterns would bind the client to nothing.
-  if (std::find(operations.begin(), operations.end(), Operation::jwt) == operations.end() || operations.size() > 1)
+  if (std::any_of(operations.begin(), operations.end(), [](Operation op) { return op != Operation::jwt; }))
     client.fail("subjects", "needs operations = [\"jwt\"] alone: a client that may use jws or sign can have a "
                             "token for any subject signed");
   for (std::size_t i = 0; i < patterns->size(); ++i) {
@@ -140,10 +141,11 @@ std::optional<Rate> read_max_rate(const Section& client) {
   if (count.empty() || count.find_first_not_of("0123456789") != std::string::npos)
     fail("not a whole number of requests followed by /s or /m");
   if (unit != "s" && unit != "m") fail("the unit must be /s or /m");
-  if (count.size() > 7 || std::stoul(count) > kMostRequests) fail("at most 1000000 requests per second or minute");
-  const auto n = static_cast<std::uint32_t>(std::stoul(count));
+  std::uint64_t n = 0;
+  const auto [end, error] = std::from_chars(count.data(), count.data() + count.size(), n);
+  if (error != std::errc() || n > kMostRequests) fail("at most 1000000 requests per second or minute");
   if (n == 0) fail("a rate of zero would refuse every request; leave max_rate out for no limit");
-  return Rate{n, Duration{unit == "s" ? 1 : 60}};
+  return Rate{static_cast<std::uint32_t>(n), Duration{unit == "s" ? 1 : 60}};
 }
 
 ClientConfig read_client(const Section& client, const std::vector<ClientConfig>& earlier,

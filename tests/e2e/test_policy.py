@@ -103,13 +103,13 @@ class SubjectTest(DaemonTestCase):
                 self.assertError(answer, 403, "forbidden")
                 self.assertIn(f'"{sub}"', answer.json["message"])
                 self.assertNotIn("jwt", answer.json)
-        time.sleep(0.2)  # the deny lines are written by the audit thread
+        # Answered once its own line is durable, after the deny lines queued before it.
+        self.assertEqual(self.daemon.post("/v1/jwt", {"sub": "user:after"}).status, 200, "the client is still served")
         denied = [r for r in audit_records(self.daemon) if r["event"] == "deny" and r.get("rule") == "subjects"]
         self.assertEqual([r["sub"] for r in denied], ["admin", "svc:billing2", "users:1", "USER:1"])
         for r in denied:
             self.assertEqual((r["client"], r["reason"], r["uid"]), ("billing", "subject not allowed", 0), r)
         self.assertNotIn("issue", {r["event"] for r in audit_records(self.daemon) if r.get("sub") == "admin"})
-        self.assertEqual(self.daemon.post("/v1/jwt", {"sub": "user:after"}).status, 200, "the client is still served")
 
 
 class RateLimitTest(DaemonTestCase):
@@ -117,8 +117,10 @@ class RateLimitTest(DaemonTestCase):
     RATE = 100
     DAEMON = dict(clients=[client(name="bursty", max_rate=f"{RATE}/s")])
 
-    def burst(self, n, connections=4):
-        """n requests pipelined over a few connections at once; the answers, in order."""
+    def burst(self, n, connections=8):
+        """n requests pipelined over several connections at once; the answers, in order. (Refusals are
+        answered at once, a token only once its audit line is on disk: several connections keep the
+        arrivals well ahead of the refill even when the disk is slow.)"""
         request = http_request("POST", "/v1/jwt", json.dumps({"sub": "user-1"}).encode(),
                                ["Content-Type: application/json"])
         clients = [self.daemon.raw(timeout=30) for _ in range(connections)]
@@ -136,10 +138,24 @@ class RateLimitTest(DaemonTestCase):
         lines = self.daemon.get("/metrics").body.decode().splitlines()
         return [line for line in lines if line.startswith(name)]
 
+    def counted(self):
+        return sum(int(line.split()[-1]) for line in self.metric("hsmsignd_rate_limited_total{"))
+
+    def reported(self):
+        """Refusals the audit log accounts for, once the daemon's once-a-second report has caught up with
+        /metrics (or 10 s have passed)."""
+        deadline = time.monotonic() + 10
+        while True:
+            lines = [r for r in audit_records(self.daemon) if r["event"] == "deny" and r.get("reason") == "max_rate"]
+            if sum(r["refused"] for r in lines) == self.counted() or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.2)
+
     def test_a_burst_over_max_rate_is_refused_with_retry_after_counted_and_audited_once_a_second(self):
-        time.sleep(2.2)  # a full bucket, and the refusals of any earlier test already in the log
+        lines_before = len(self.reported())  # earlier tests' refusals are in the log
+        time.sleep(1.1)  # a full bucket
         before = len(audit_records(self.daemon))
-        refused_before = sum(int(line.split()[-1]) for line in self.metric("hsmsignd_rate_limited_total{"))
+        refused_before = self.counted()
         answers, elapsed = self.burst(1000)
         ok = [a for a in answers if a.status == 200]
         refused = [a for a in answers if a.status == 429]
@@ -147,7 +163,6 @@ class RateLimitTest(DaemonTestCase):
         # The bucket holds one second's worth and refills at the rate while the burst runs.
         self.assertGreaterEqual(len(ok), self.RATE)
         self.assertLessEqual(len(ok), self.RATE + self.RATE * elapsed + 1, f"{len(ok)} in {elapsed:.2f} s")
-        self.assertGreater(len(refused), 500)
         for a in refused:
             self.assertError(a, 429, "overloaded")
             self.assertIn("max_rate", a.json["message"])
@@ -159,18 +174,17 @@ class RateLimitTest(DaemonTestCase):
         counted = self.metric('hsmsignd_rate_limited_total{client="bursty"}')
         self.assertEqual(len(counted), 1, counted)
         self.assertEqual(int(counted[0].split()[-1]) - refused_before, len(refused))
-        time.sleep(2.2)  # the refusals of the last second reach the log too
-        records = audit_records(self.daemon)[before:]
-        lines = [r for r in records if r["event"] == "deny" and r.get("reason") == "max_rate"]
+        lines = self.reported()[lines_before:]
         self.assertEqual(sum(r["refused"] for r in lines), len(refused), "every refusal is accounted for")
         self.assertLessEqual(len(lines), elapsed + 2, "one line per second of refusals, not one per request")
+        records = audit_records(self.daemon)[before:]
         for r in lines:
             self.assertEqual((r["client"], r["uid"]), ("bursty", 0), r)
         self.assertEqual(sum(1 for r in records if r["event"] == "issue"), len(ok))
 
     def test_the_bucket_refills_and_other_routes_are_not_limited(self):
         time.sleep(1.1)
-        answers, _ = self.burst(self.RATE + 50, connections=1)
+        answers, _ = self.burst(1000)
         self.assertIn(429, {a.status for a in answers})
         for _ in range(300):  # reading is not signing
             self.assertEqual(self.daemon.get("/v1/keys").status, 200)

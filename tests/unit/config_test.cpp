@@ -722,6 +722,10 @@ TEST(Config, ReadsSubjectPatternsAndRefusesOnesThatMeanNothingOrEverything) {
   EXPECT_TRUE(Refused(with("\"user:*\""), "client[0].subjects", "subjects", "must be an array"));
   const std::string jws = replaced(with("[\"user:*\"]"), "operations = [\"jwt\"]", "operations = [\"jwt\", \"jws\"]");
   EXPECT_TRUE(Refused(jws, "client[0].subjects", "subjects", "needs operations = [\"jwt\"] alone"));
+  // The same operation twice is still jwt alone.
+  EXPECT_EQ(parse(replaced(with("[\"user:*\"]"), "operations = [\"jwt\"]", "operations = [\"jwt\", \"jwt\"]"), kFile)
+                .clients[0].subjects.size(),
+            1u);
 }
 
 TEST(Config, ReadsMaxRatePerSecondOrPerMinute) {
@@ -738,6 +742,7 @@ TEST(Config, ReadsMaxRatePerSecondOrPerMinute) {
   EXPECT_EQ(per_minute->count, 30u);
   EXPECT_EQ(per_minute->per, 60s);
   EXPECT_EQ(parse(with("\"1000000/s\""), kFile).clients[0].max_rate->count, 1000000u);
+  EXPECT_EQ(parse(with("\"00000001/s\""), kFile).clients[0].max_rate->count, 1u);
 }
 
 TEST(Config, RefusesAMaxRateOfZeroOrWithoutAUnit) {
@@ -750,6 +755,7 @@ TEST(Config, RefusesAMaxRateOfZeroOrWithoutAUnit) {
   EXPECT_TRUE(Refused(with("\"200/h\""), "client[0].max_rate", "max_rate", "the unit must be /s or /m"));
   EXPECT_TRUE(Refused(with("\"1000001/s\""), "client[0].max_rate", "max_rate", "at most 1000000"));
   EXPECT_TRUE(Refused(with("\"99999999999/s\""), "client[0].max_rate", "max_rate", "at most 1000000"));
+  EXPECT_TRUE(Refused(with("\"99999999999999999999999/s\""), "client[0].max_rate", "max_rate", "at most 1000000"));
   for (const char* bad : {"\"/s\"", "\"-5/s\"", "\"1.5/s\"", "\" 200/s\"", "\"200 /s\""})
     EXPECT_TRUE(Refused(with(bad), "client[0].max_rate", "max_rate", "not a whole number of requests")) << bad;
   EXPECT_TRUE(Refused(with("200"), "client[0].max_rate", "max_rate", "must be a string"));

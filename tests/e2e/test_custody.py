@@ -41,7 +41,31 @@ def import_foreign_key(daemon):
     pem.unlink()
 
 
-class CustodyTest(unittest.TestCase):
+class ReportsTestCase(unittest.TestCase):
+    """A daemon for the class, and what it says of its keys once the class has set it up: /v1/keys and the
+    custody report three ways (hsmsignctl --json, the admin API, the table)."""
+
+    @classmethod
+    def read_reports(cls):
+        d = cls.daemon
+        cls.keys = {k["kid"]: k for k in d.get("/v1/keys").json["keys"]}
+        cls.cli = d.ctl("custody", "--json")
+        cls.api = admin(d, "GET", "/v1/admin/custody")
+        cls.table = d.ctl("custody")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+        cls.daemon.cleanup()
+
+    def reports(self):
+        self.assertEqual(self.cli.returncode, 0, self.cli.stderr)
+        self.assertEqual(self.api.status, 200, self.api)
+        self.assertIn("application/json", self.api.headers.get("content-type", ""))
+        return {"hsmsignctl custody --json": json.loads(self.cli.stdout), "GET /v1/admin/custody": self.api.json}
+
+
+class CustodyTest(ReportsTestCase):
     """Keysets "default" (ES256) and "rs" (RS256), tokens from both, a log rotated by SIGHUP in between, an
     immediate rotation of "default", and the imported key."""
 
@@ -71,24 +95,10 @@ class CustodyTest(unittest.TestCase):
             cls.rotated_kid = out.stdout.strip()
             for i in range(2):
                 count(d.post("/v1/jwt", {"sub": f"after-{i}"}))
-            cls.keys = {k["kid"]: k for k in d.get("/v1/keys").json["keys"]}
-            cls.cli = d.ctl("custody", "--json")
-            cls.api = admin(d, "GET", "/v1/admin/custody")
-            cls.table = d.ctl("custody")
+            cls.read_reports()
         except BaseException:
             d.cleanup()
             raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.daemon.stop()
-        cls.daemon.cleanup()
-
-    def reports(self):
-        self.assertEqual(self.cli.returncode, 0, self.cli.stderr)
-        self.assertEqual(self.api.status, 200, self.api)
-        self.assertIn("application/json", self.api.headers.get("content-type", ""))
-        return {"hsmsignctl custody --json": json.loads(self.cli.stdout), "GET /v1/admin/custody": self.api.json}
 
     def hsmsignd_keys(self, report):
         return [k for k in report["keys"] if k["keyset"] is not None]
@@ -232,7 +242,7 @@ STRAY_ID = "5747a7"
 KEY_REFUSED = re.compile(r'^hsmsignd\[error\] event=key_refused keyset=(\S+) label=(\S+) reason=("[^"]*"|\S+)$', re.M)
 
 
-class RefusedKeyTest(unittest.TestCase):
+class RefusedKeyTest(ReportsTestCase):
     """A stray RSA key pair, made with pkcs11-tool, labelled for the ES256 keyset "default" to activate after its
     real key: the daemon refuses it (key_refused), and the custody report must say so too, not schedule it."""
 
@@ -254,24 +264,11 @@ class RefusedKeyTest(unittest.TestCase):
             # A rotation makes the daemon's keyring read the token again now (and gives the keyset a pending key).
             out = d.ctl("rotate", "default")
             assert out.returncode == 0, out.stderr
-            cls.keys = {k["kid"]: k for k in d.get("/v1/keys").json["keys"]}
-            cls.cli = d.ctl("custody", "--json")
-            cls.api = admin(d, "GET", "/v1/admin/custody")
-            cls.table = d.ctl("custody")
+            cls.read_reports()
             cls.check = d.run_binary("--check")
         except BaseException:
             d.cleanup()
             raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.daemon.stop()
-        cls.daemon.cleanup()
-
-    def reports(self):
-        self.assertEqual(self.cli.returncode, 0, self.cli.stderr)
-        self.assertEqual(self.api.status, 200, self.api)
-        return {"hsmsignctl custody --json": json.loads(self.cli.stdout), "GET /v1/admin/custody": self.api.json}
 
     def test_the_keyset_keys_and_their_states_are_those_of_v1_keys(self):
         self.assertEqual(sorted(k["state"] for k in self.keys.values()), ["active", "pending"])

@@ -13,7 +13,6 @@
 namespace hsmsignd::api {
 namespace {
 
-HttpResponse error_response(const ApiError& e) { return e.response(); }
 
 ApiError from_keyring(const pkcs11::Error& e) {
   switch (e.kind) {

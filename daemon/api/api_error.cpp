@@ -24,10 +24,10 @@ std::string ApiError::body() const {
                                                                       nlohmann::json::error_handler_t::replace);
 }
 
-HttpResponse ApiError::response() const {
-  HttpResponse r{status, body(), "application/json", {}, {}};
-  r.allow = allow;
-  r.retry_after = retry_after;
+HttpResponse error_response(const ApiError& e) {
+  HttpResponse r{e.status, e.body(), "application/json", {}, {}};
+  r.allow = e.allow;
+  r.retry_after = e.retry_after;
   return r;
 }
 

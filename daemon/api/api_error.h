@@ -15,7 +15,6 @@ struct ApiError {
 
   std::string code() const;  // bad_request, forbidden, …
   std::string body() const;  // the JSON answer
-  HttpResponse response() const;
 
   static ApiError bad_request(std::string m) { return {400, std::move(m)}; }
   static ApiError forbidden(std::string m) { return {403, std::move(m)}; }
@@ -30,5 +29,8 @@ struct ApiError {
   // A bug of ours, never the client's; outside the contract's codes, so its code is plain "error".
   static ApiError internal(std::string m) { return {500, std::move(m)}; }
 };
+
+// The answer: the body, and Allow or Retry-After when the error has them.
+HttpResponse error_response(const ApiError& e);
 
 }  // namespace hsmsignd::api

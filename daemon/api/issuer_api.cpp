@@ -21,7 +21,6 @@ namespace {
 constexpr std::string_view kJwksPath = "/.well-known/jwks.json";
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
-HttpResponse error_response(const ApiError& e) { return e.response(); }
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

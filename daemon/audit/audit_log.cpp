@@ -105,9 +105,7 @@ AuditLog::~AuditLog() {
 void AuditLog::append(Record record, std::function<void(bool)> done) {
   {
     std::lock_guard lock(mutex_);
-    std::function<void(std::uint64_t)> on_seq;
-    if (done) on_seq = [done = std::move(done)](std::uint64_t seq) { done(seq != 0); };
-    queue_.push_back({std::move(record), std::move(on_seq), false});
+    queue_.push_back({std::move(record), std::move(done), {}, false});
     ++appended_;
   }
   wake_.notify_one();
@@ -116,7 +114,7 @@ void AuditLog::append(Record record, std::function<void(bool)> done) {
 void AuditLog::checkpoint(std::function<void(std::uint64_t)> done) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({Record{"checkpoint"}, std::move(done), true});
+    queue_.push_back({Record{"checkpoint"}, {}, std::move(done), true});
     ++appended_;
   }
   wake_.notify_one();
@@ -241,7 +239,7 @@ bool AuditLog::write_batch(std::deque<Pending>& batch) {
     failure_.clear();
   }
   for (std::size_t i = 0; i < batch.size(); ++i)
-    if (batch[i].done) batch[i].done(rendered[i]);
+    batch[i].finish(rendered[i]);
   return true;
 }
 
@@ -301,8 +299,8 @@ void AuditLog::run() {
         if (p.record.retry_until_written) {
           keep.push_back(std::move(p));
           --finished;
-        } else if (p.done) {
-          p.done(0);
+        } else {
+          p.finish(0);
         }
       }
       const bool record_outage = !outage_recorded_;
@@ -310,7 +308,7 @@ void AuditLog::run() {
       if (record_outage) {
         Record outage{"error", true};
         outage.add().string("reason", failure());
-        keep.push_back({std::move(outage), {}, false});
+        keep.push_back({std::move(outage), {}, {}, false});
       }
       outage_recorded_ = true;
       lock.lock();

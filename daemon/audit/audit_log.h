@@ -73,8 +73,13 @@ class AuditLog {
  private:
   struct Pending {
     Record record;
-    std::function<void(std::uint64_t seq)> done;  // the line's seq once durable; 0 when not written
+    std::function<void(bool)> done;                  // append()'s
+    std::function<void(std::uint64_t seq)> on_seq;   // checkpoint()'s: its seq once durable, 0 if not written
     bool checkpoint = false;
+    void finish(std::uint64_t seq) const {
+      if (done) done(seq != 0);
+      if (on_seq) on_seq(seq);
+    }
   };
   void run();
   bool write_batch(std::deque<Pending>& batch);

@@ -195,7 +195,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Protocol>> {
   void fail(const api::ApiError& error) {
     keep_alive_ = false;
     linger_ = true;
-    write(error.response());
+    write(api::error_response(error));
   }
 
   // After an error the client may still be sending (a body over the limit, say). Closing at once would

@@ -15,6 +15,8 @@ packages=(
   python3-jsonschema python3-yaml               # answers checked against docs/openapi.yaml (Draft 2020-12)
   systemd util-linux                            # systemd-analyze, -socket-activate, -sysusers; setpriv
   clang libclang-rt-14-dev                      # libFuzzer and the sanitizers (tests/fuzz)
+  libsqlite3-dev zlib1g-dev                     # the embedded revocation store; Status List compression
+  libhiredis-dev redis-server                   # the shared revocation store; tests start their own redis-server
 )
 
 missing=()
@@ -28,8 +30,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   echo "installing: ${missing[*]}"
+  # Packages such as redis-server start a system service when installed; the tests start their own instances,
+  # so invoke-rc.d is told (policy-rc.d answering 101) to start nothing while apt runs. A policy-rc.d that was
+  # already there is left as it was.
+  guard=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$guard" >/dev/null
+    "${sudo[@]}" chmod 755 "$guard"
+    trap '"${sudo[@]}" rm -f "$guard"' EXIT
+  fi
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$guard" ]; then "${sudo[@]}" rm -f "$guard"; trap - EXIT; fi
 fi
 
 # The npm tools the tests use, exactly as package-lock.json pins them, into node_modules/; again only when

@@ -1,0 +1,24 @@
+// One revocation, as every store keeps it: a token by its jti, or every token of a subject or of a
+// keyset issued before an instant.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace hsmsignd::revocation {
+
+enum class Kind {
+  jti,      // the token (iss, jti); `at` is its exp
+  subject,  // every token of (iss, sub) with iat < `at`
+  keyset,   // every token signed by a key of keyset `name` with iat < `at`; `iss` is empty
+};
+
+struct Entry {
+  Kind kind = Kind::jti;
+  std::string iss;           // the issuer it applies to (empty for a keyset)
+  std::string name;          // the jti, the sub, or the keyset
+  std::int64_t at = 0;       // unix seconds: the token's exp, or the not-before instant
+  std::int64_t expires = 0;  // unix seconds after which no token it names can be valid: then it is purged
+};
+
+}  // namespace hsmsignd::revocation

@@ -31,18 +31,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   echo "installing: ${missing[*]}"
   # Packages such as redis-server start a system service when installed; the tests start their own instances,
-  # so invoke-rc.d is told (policy-rc.d answering 101) to start nothing while apt runs. A policy-rc.d that was
-  # already there is left as it was.
-  guard=
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    guard=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$guard" >/dev/null
-    "${sudo[@]}" chmod 755 "$guard"
-    trap '"${sudo[@]}" rm -f "$guard"' EXIT
-  fi
+  # so invoke-rc.d is told (policy-rc.d answering 101) to start nothing while apt runs. A policy-rc.d that
+  # was already there is put back afterwards.
+  policy=/usr/sbin/policy-rc.d saved=
+  if [ -e "$policy" ]; then saved=$(mktemp); "${sudo[@]}" cp -p "$policy" "$saved"; fi
+  restore_policy() { if [ -n "$saved" ]; then "${sudo[@]}" cp -p "$saved" "$policy"; rm -f "$saved"; else "${sudo[@]}" rm -f "$policy"; fi; }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod 755 "$policy"
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  if [ -n "$guard" ]; then "${sudo[@]}" rm -f "$guard"; trap - EXIT; fi
+  restore_policy
+  trap - EXIT
 fi
 
 # The npm tools the tests use, exactly as package-lock.json pins them, into node_modules/; again only when

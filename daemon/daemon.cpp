@@ -22,6 +22,7 @@
 #include "jose/base64url.h"
 #include "jose/jwk.h"
 #include "api/issuer_api.h"
+#include "api/token_api.h"
 #include "common/rfc3339.h"
 #include "common/thread_priority.h"
 #include "jwks/jwks_file.h"
@@ -29,6 +30,8 @@
 #include "keys.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "revocation/revocations.h"
+#include "revocation/sqlite_store.h"
 #include "module.h"
 #include "pin.h"
 #include "server/inherited_sockets.h"
@@ -127,6 +130,19 @@ std::string file_sha256(const std::filesystem::path& path) {
   return jose::base64url_encode(crypto::sha256(as_bytes(content)));
 }
 
+std::unique_ptr<revocation::Revocations> open_revocations(const config::Config& config) {
+  try {
+    std::unique_ptr<revocation::Store> store;
+    // The state folder holds what must survive restarts; it is the daemon's own (StateDirectory=).
+    std::filesystem::create_directories(config.state.dir);
+    std::filesystem::permissions(config.state.dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
+    store = std::make_unique<revocation::SqliteStore>(config.state.dir / "revocations.sqlite3");
+    return std::make_unique<revocation::Revocations>(std::move(store), config.revocation.fail_open_for);
+  } catch (const std::exception& e) {
+    throw StartupError(1, std::string("the revocation store: ") + e.what());
+  }
+}
+
 std::vector<metrics::Metrics::Keyset> metric_keysets(const config::Config& c) {
   std::vector<metrics::Metrics::Keyset> out;
   for (const auto& k : c.keysets) out.push_back({k.name, k.algorithm});
@@ -146,21 +162,25 @@ struct Daemon::Parts {
                   audit->append(to_record(e));
                 }),
         queue(token.pool->size(), kMaxQueuedSignatures),
+        revocations(open_revocations(config)),
         metrics(metric_keysets(config)),
         limits(limits_from(config, kIssuerConnections)),
         admin_limits(limits_from(config, kAdminConnections)),
         jwks_limits(limits_from(config, kJwksConnections)),
-        api({config, keyring, queue, metrics, health, *token.pool, *audit, in_flight.connections}),
-        admin(config, *token.pool, keyring, metrics, *audit) {}
+        tokens(config, keyring, *revocations, metrics, *audit),
+        api({config, keyring, queue, metrics, health, *token.pool, *audit, *revocations, tokens, in_flight.connections}),
+        admin(config, *token.pool, keyring, metrics, *audit, tokens) {}
 
   Token token;
   std::unique_ptr<audit::AuditLog> audit;
   keyring::Keyring keyring;
   signing::SignQueue queue;
+  std::unique_ptr<revocation::Revocations> revocations;
   metrics::Metrics metrics;
   api::Health health;
   server::Limits limits, admin_limits, jwks_limits;
   server::InFlight in_flight;
+  api::TokenApi tokens;
   api::IssuerApi api;
   api::AdminApi admin;
   asio::io_context io{1};
@@ -176,6 +196,7 @@ Daemon::~Daemon() {
   if (!parts_) return;
   parts_->keyring.stop();
   parts_->queue.stop();
+  parts_->revocations->stop();
   parts_->audit->stop();
 }
 
@@ -215,6 +236,21 @@ void Daemon::start() {
     if (auto ec = jwks::write_atomically(config_.jwks.file, view->jwks))
       throw StartupError(1, "writing " + config_.jwks.file.string() + ": " + ec.message());
   }
+
+  try {
+    p.revocations->start([this](bool up, const std::string& reason) {
+      auto& p = *parts_;
+      if (up) return log::info("revocation_store", {{"state", "up"}});
+      // One line per outage: the store reports changes, not every failed attempt.
+      log::error("revocation_store", {{"state", "down"}, {"reason", reason}});
+      audit::Record down{"error", true};
+      down.add().string("store", "revocation").string("reason", reason);
+      p.audit->append(std::move(down));
+    });
+  } catch (const std::exception& e) {
+    throw StartupError(1, std::string("the revocation store: ") + e.what());
+  }
+  log::info("revocations", {{"entries", std::to_string(p.revocations->entries())}});
 
   auto inherited = server::InheritedSockets::take();
   const bool activated = inherited.count() > 0;
@@ -283,7 +319,7 @@ int Daemon::run() {
   auto& p = *parts_;
   asio::signal_set signals(p.io, SIGTERM, SIGINT);
   asio::signal_set hangup(p.io, SIGHUP);
-  asio::steady_timer drain(p.io), checkpoints(p.io), watchdog(p.io), refusals(p.io);
+  asio::steady_timer drain(p.io), checkpoints(p.io), watchdog(p.io), refusals(p.io), purges(p.io);
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
@@ -312,6 +348,16 @@ int Daemon::run() {
     });
   };
   if (p.api.rate_limited_clients()) next_refusal_report();
+  // Revocations of tokens that have expired can never matter again: the store stays bounded.
+  std::function<void()> next_purge = [&] {
+    purges.expires_after(std::chrono::seconds(60));
+    purges.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      p.revocations->purge(now().time_since_epoch().count());
+      next_purge();
+    });
+  };
+  next_purge();
   std::function<void()> wait_for_requests;
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -324,6 +370,7 @@ int Daemon::run() {
     checkpoints.cancel();
     watchdog.cancel();
     refusals.cancel();
+    purges.cancel();
     const auto give_up = std::chrono::steady_clock::now() + kShutdownGrace;
     wait_for_requests = [&, give_up] {
       if (p.in_flight.requests.load() == 0 || std::chrono::steady_clock::now() > give_up) return p.io.stop();
@@ -349,6 +396,7 @@ int Daemon::run() {
   p.watch.reset();  // no recovery line may follow the stop line
   p.keyring.stop();
   p.queue.stop();
+  p.revocations->stop();
   p.api.report_refusals();
   // The last lines: the stop, and a checkpoint that covers everything before it.
   audit::Record stop{"stop", true};

@@ -44,6 +44,18 @@ void AdminApi::handle(const policy::Peer& peer, const HttpRequest& request, Repl
     if (t == "/v1/admin/rotate") return rotate(peer, request, std::move(reply));
     return retire_or_destroy(peer, request, t == "/v1/admin/destroy", std::move(reply));
   }
+  if (t == "/v1/admin/revoke" || t == "/v1/admin/verify") {
+    if (request.method != "POST") return reply(error_response(ApiError::method_not_allowed(t + " takes POST", "POST")));
+    // The operator's lines name the operation, as ceremony lines do; an issuer's name its client instead.
+    const auto record_for = [&peer, operation = t.substr(t.rfind('/') + 1)](std::string event) {
+      auto r = peer_record(std::move(event), peer, nullptr, true);
+      r.add().string("operation", operation);
+      return r;
+    };
+    if (t == "/v1/admin/verify") return tokens_.verify(request, t, record_for, std::move(reply));
+    log::info("admin_revoke", {{"uid", who(peer)}});
+    return tokens_.revoke_any(request, record_for, std::move(reply));
+  }
   if (t == "/v1/admin/custody") {
     if (request.method != "GET") return reply(error_response(ApiError::method_not_allowed(t + " takes GET", "GET")));
     return custody(std::move(reply));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/http_types.h"
+#include "api/token_api.h"
 #include "audit/audit_log.h"
 #include "config/config.h"
 #include "keyring/keyring.h"
@@ -14,8 +15,8 @@ namespace hsmsignd::api {
 class AdminApi {
  public:
   AdminApi(const config::Config& config, pkcs11::SessionPool& pool, keyring::Keyring& keyring,
-           metrics::Metrics& metrics, audit::AuditLog& audit)
-      : config_(config), pool_(pool), keyring_(keyring), metrics_(metrics), audit_(audit) {}
+           metrics::Metrics& metrics, audit::AuditLog& audit, TokenApi& tokens)
+      : config_(config), pool_(pool), keyring_(keyring), metrics_(metrics), audit_(audit), tokens_(tokens) {}
 
   void handle(const policy::Peer& peer, const HttpRequest& request, Reply reply);
 
@@ -33,6 +34,7 @@ class AdminApi {
   keyring::Keyring& keyring_;
   metrics::Metrics& metrics_;
   audit::AuditLog& audit_;
+  TokenApi& tokens_;
 };
 
 }  // namespace hsmsignd::api

@@ -57,6 +57,8 @@ metrics::Route route_of(std::string_view t) {
   if (t == "/v1/jwt") return Route::jwt;
   if (t == "/v1/jws") return Route::jws;
   if (t == "/v1/sign") return Route::sign;
+  if (t == "/v1/revoke") return Route::revoke;
+  if (t == "/v1/verify") return Route::verify;
   if (t == "/v1/keys") return Route::keys;
   if (t == kJwksPath) return Route::jwks;
   if (t == "/healthz") return Route::healthz;
@@ -96,6 +98,15 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
     if (t == "/v1/jwt") return issue_jwt(peer, *client, request, std::move(reply));
     if (t == "/v1/jws") return sign_jws(peer, *client, request, std::move(reply));
     return sign_digest(peer, *client, request, std::move(reply));
+  }
+  if (t == "/v1/revoke" || t == "/v1/verify") {
+    if (!post) return reply(error_response(ApiError::method_not_allowed(t + " takes POST", "POST")));
+    const auto record_for = [&peer, client](std::string event) { return peer_record(std::move(event), peer, client, true); };
+    if (t == "/v1/verify") return s_.tokens.verify(request, t, record_for, std::move(reply));
+    // Each revocation is a durable write: max_rate bounds a flood of them as it bounds signatures.
+    if (auto wait = limiter_.take(*client, peer, policy::RateLimiter::Clock::now()); wait.count() > 0)
+      return reply(error_response(ApiError::overloaded("client \"" + client->name + "\" is over its max_rate", wait.count())));
+    return s_.tokens.revoke(*client, request, record_for, std::move(reply));
   }
   if (t == "/v1/keys" || t == kJwksPath || t == "/healthz" || t == "/metrics") {
     if (!get) return reply(error_response(ApiError::method_not_allowed(t + " takes GET", "GET")));
@@ -298,6 +309,9 @@ HttpResponse IssuerApi::healthz() const {
   if (report.status == Health::Status::ok) {
     if (auto reason = s_.keyring.degraded(); !reason.empty()) report = {Health::Status::degraded, std::move(reason)};
   }
+  // Signing goes on without the revocation store; verification and revocation do not.
+  if (report.status == Health::Status::ok && !s_.revocations.up())
+    report = {Health::Status::degraded, "revocation store unreachable: " + s_.revocations.down_reason()};
   switch (report.status) {
     case Health::Status::ok: return json_response({{"status", "ok"}});
     case Health::Status::degraded: return json_response({{"status", "degraded"}, {"reason", report.reason}});
@@ -316,7 +330,10 @@ HttpResponse IssuerApi::metrics() const {
                     s_.pool.recoveries(),
                     s_.pool.failed_recoveries(),
                     s_.connections.load(),
-                    {}};
+                    {},
+                    s_.revocations.entries(),
+                    s_.revocations.up(),
+                    s_.revocations.outages()};
   for (auto& [client, refused] : limiter_.totals()) g.rate_limited.push_back({std::move(client), refused});
   return {200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}};
 }

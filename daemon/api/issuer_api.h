@@ -7,6 +7,7 @@
 #include "api/health.h"
 #include "audit/audit_log.h"
 #include "api/http_types.h"
+#include "api/token_api.h"
 #include "config/config.h"
 #include "keyring/keyring.h"
 #include "metrics/metrics.h"
@@ -25,6 +26,8 @@ struct Services {
   Health& health;
   pkcs11::SessionPool& pool;
   audit::AuditLog& audit;
+  revocation::Revocations& revocations;
+  TokenApi& tokens;
   const std::atomic<std::int64_t>& connections;  // open connections, counted by the server
 };
 

@@ -58,6 +58,17 @@ struct AuditConfig {
   std::uint64_t max_size = 0;  // bytes; the log is rotated when it grows past this (0: only on SIGHUP)
 };
 
+// Where revocations are kept: SQLite in the state folder, or a Redis that several daemons share.
+struct RevocationConfig {
+  std::string redis;                          // "unix:/path" or "tcp://host:port"; "" = SQLite
+  std::filesystem::path redis_password_file;  // empty: no AUTH
+  Duration fail_open_for{0};                  // how long verification may answer from the last known set
+};
+
+struct VerifyConfig {
+  Duration clock_tolerance{10};  // leeway for exp, nbf and iat
+};
+
 struct KeysetConfig {
   std::string name;
   Algorithm algorithm = Algorithm::ES256;
@@ -100,11 +111,15 @@ struct Config {
   JwksConfig jwks;
   StateConfig state;
   AuditConfig audit;
+  RevocationConfig revocation;
+  VerifyConfig verify;
   std::vector<KeysetConfig> keysets;  // at least one
   std::vector<ClientConfig> clients;  // may be empty: a daemon that only publishes its JWKS
 
   // The keyset called `name`, or nullptr.
   const KeysetConfig* keyset(std::string_view name) const;
+  // The longest max_ttl of any client (0 without clients): no token of this daemon lives longer.
+  Duration longest_ttl() const;
 };
 
 // Reads and validates `file`. Throws ConfigError.

@@ -1,4 +1,5 @@
 // The whole file: TOML syntax first, then each table, then the rules that join them.
+#include <algorithm>
 #include <system_error>
 
 #include <toml++/toml.h>
@@ -36,13 +37,16 @@ Config parse(std::string_view text, const std::filesystem::path& file) {
 
   const toml::table document = parse_toml(text, file);
   const Section root(document, "", origin);
-  root.allow_only({"token", "server", "jwks", "state", "audit", "keyset", "client"});
+  root.allow_only({"token", "server", "jwks", "state", "audit", "revocation", "verify", "keyset",
+                   "client"});
 
   config.token = read_token(root);
   config.server = read_server(root);
   config.jwks = read_jwks(root);
   config.state = read_state(root);
   config.audit = read_audit(root);
+  config.revocation = read_revocation(root);
+  config.verify = read_verify(root);
   config.keysets = read_keysets(root);
   config.clients = read_clients(root, config.keysets);
   check_lifecycle(root, config);
@@ -53,6 +57,12 @@ const KeysetConfig* Config::keyset(std::string_view name) const {
   for (const KeysetConfig& k : keysets)
     if (k.name == name) return &k;
   return nullptr;
+}
+
+Duration Config::longest_ttl() const {
+  Duration longest{0};
+  for (const ClientConfig& c : clients) longest = std::max(longest, c.max_ttl);
+  return longest;
 }
 
 }  // namespace hsmsignd::config

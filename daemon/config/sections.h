@@ -14,6 +14,8 @@ ServerConfig read_server(const Section& root);
 JwksConfig read_jwks(const Section& root);
 StateConfig read_state(const Section& root);
 AuditConfig read_audit(const Section& root);
+RevocationConfig read_revocation(const Section& root);
+VerifyConfig read_verify(const Section& root);
 std::vector<KeysetConfig> read_keysets(const Section& root);
 // Needs the keysets: a client may only name keysets that exist.
 std::vector<ClientConfig> read_clients(const Section& root, const std::vector<KeysetConfig>& keysets);

@@ -6,7 +6,9 @@ namespace hsmsignd::metrics {
 namespace {
 
 constexpr std::array<const char*, kRoutes> kRouteNames{"jwt", "jws", "sign", "keys", "jwks",
-                                                       "healthz", "metrics", "admin", "other"};
+                                                       "healthz", "metrics", "admin", "revoke",
+                                                       "verify", "other"};
+constexpr std::array<const char*, 3> kKindNames{"jti", "subject", "keyset"};
 constexpr std::array<const char*, kStages> kStageNames{"queue", "sign", "audit"};
 
 // One histogram's samples: `labels` is `name="value"`.
@@ -41,6 +43,16 @@ std::size_t status_index(int status) {
 }
 
 }  // namespace
+
+void Metrics::verification(validation::Reason result) {
+  verifications_[static_cast<std::size_t>(result)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Metrics::algorithm_confusion() { confusions_.fetch_add(1, std::memory_order_relaxed); }
+
+void Metrics::revocation(revocation::Kind kind) {
+  revocations_[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
+}
 
 Metrics::Metrics(std::vector<Keyset> keysets)
     : keysets_(std::move(keysets)), signatures_(std::make_unique<std::atomic<std::uint64_t>[]>(keysets_.size())) {}
@@ -117,6 +129,29 @@ std::string Metrics::render(const Gauges& g) const {
          "# TYPE hsmsignd_token_recoveries_total counter\n"
          "hsmsignd_token_recoveries_total{outcome=\"recovered\"} " + std::to_string(g.token_recoveries) + "\n" +
          "hsmsignd_token_recoveries_total{outcome=\"failed\"} " + std::to_string(g.token_failed_recoveries) + "\n";
+
+  out += "# HELP hsmsignd_verifications_total Tokens verified, by result: valid, or the check that failed.\n"
+         "# TYPE hsmsignd_verifications_total counter\n";
+  for (std::size_t r = 0; r < validation::kReasons; ++r)
+    out += "hsmsignd_verifications_total{result=\"" + std::string(name(static_cast<validation::Reason>(r))) + "\"} " +
+           std::to_string(verifications_[r].load(std::memory_order_relaxed)) + "\n";
+  out += "# HELP hsmsignd_algorithm_confusion_total Tokens presented with an alg that is not their key's (none, HS*, "
+         "another algorithm).\n# TYPE hsmsignd_algorithm_confusion_total counter\n"
+         "hsmsignd_algorithm_confusion_total " + std::to_string(confusions_.load(std::memory_order_relaxed)) + "\n";
+  out += "# HELP hsmsignd_revocations_total Revocations this daemon stored, by kind.\n"
+         "# TYPE hsmsignd_revocations_total counter\n";
+  for (std::size_t k = 0; k < kKindNames.size(); ++k)
+    out += "hsmsignd_revocations_total{kind=\"" + std::string(kKindNames[k]) + "\"} " +
+           std::to_string(revocations_[k].load(std::memory_order_relaxed)) + "\n";
+  out += "# HELP hsmsignd_revocation_entries Revocations in force, held in memory.\n"
+         "# TYPE hsmsignd_revocation_entries gauge\n"
+         "hsmsignd_revocation_entries " + std::to_string(g.revocation_entries) + "\n" +
+         "# HELP hsmsignd_revocation_store_up Whether the revocation store can be reached (1) or not (0).\n"
+         "# TYPE hsmsignd_revocation_store_up gauge\n"
+         "hsmsignd_revocation_store_up " + (g.revocation_store_up ? "1" : "0") + "\n" +
+         "# HELP hsmsignd_revocation_store_outages_total Times the revocation store became unreachable.\n"
+         "# TYPE hsmsignd_revocation_store_outages_total counter\n"
+         "hsmsignd_revocation_store_outages_total " + std::to_string(g.revocation_store_outages) + "\n";
   return out;
 }
 

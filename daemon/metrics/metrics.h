@@ -12,11 +12,13 @@
 
 #include "call_stats.h"
 #include "hsmsignd/algorithm.h"
+#include "revocation/entry.h"
+#include "validation/reason.h"
 
 namespace hsmsignd::metrics {
 
-enum class Route { jwt, jws, sign, keys, jwks, healthz, metrics, admin, other };
-inline constexpr std::size_t kRoutes = 9;
+enum class Route { jwt, jws, sign, keys, jwks, healthz, metrics, admin, revoke, verify, other };
+inline constexpr std::size_t kRoutes = 11;
 inline constexpr std::array<int, 12> kStatuses{200, 304, 400, 403, 404, 405, 408, 413, 429, 431, 500, 503};
 // Where a signing request's time goes: waiting for a signer (queue), the token's signature and its
 // check (sign), waiting for its audit line to be durable (audit).
@@ -34,6 +36,9 @@ struct Gauges {  // read when /metrics is rendered
     std::uint64_t count;
   };
   std::vector<ClientCount> rate_limited;  // clients with a max_rate: requests it refused
+  std::size_t revocation_entries = 0;       // in force, in memory
+  bool revocation_store_up = true;
+  std::uint64_t revocation_store_outages = 0;
 };
 
 class Metrics {
@@ -47,6 +52,9 @@ class Metrics {
   void request(Route route, int status);
   void signature(std::string_view keyset);
   void stage(Stage stage, std::chrono::nanoseconds took);
+  void verification(validation::Reason result);
+  void algorithm_confusion();
+  void revocation(revocation::Kind kind);
 
   std::string render(const Gauges& gauges) const;
 
@@ -54,7 +62,10 @@ class Metrics {
   std::array<std::array<std::atomic<std::uint64_t>, kStatuses.size()>, kRoutes> requests_{};
   std::vector<Keyset> keysets_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> signatures_;
-  std::array<pkcs11::CallStat, kStages> stages_;  // the token calls' histogram, for the stages
+  std::array<pkcs11::CallStat, kStages> stages_;
+  std::array<std::atomic<std::uint64_t>, validation::kReasons> verifications_{};
+  std::array<std::atomic<std::uint64_t>, 3> revocations_{};  // by revocation::Kind
+  std::atomic<std::uint64_t> confusions_{0};  // the token calls' histogram, for the stages
 };
 
 }  // namespace hsmsignd::metrics

@@ -29,6 +29,10 @@ pkcs11::Result<std::shared_ptr<CheckedSigner>> CheckedSigner::make(std::shared_p
   return std::make_shared<CheckedSigner>(std::move(signer), std::move(*key), policy);
 }
 
+bool CheckedSigner::verify(ByteView message, ByteView signature) const {
+  return crypto::verify(key_.get(), signer_->algorithm(), message, signature);
+}
+
 bool CheckedSigner::should_verify() {
   if (policy_ == VerifyPolicy::all || key_type(signer_->algorithm()) == KeyType::RSA) return true;
   return count_.fetch_add(1, std::memory_order_relaxed) % 32 == 0;

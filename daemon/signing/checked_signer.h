@@ -25,6 +25,9 @@ class CheckedSigner {
   // The same over a digest the caller computed (not for EdDSA).
   pkcs11::Result<Bytes> sign_digest(ByteView digest);
 
+  // Whether `signature` is this key's JWS signature over `message`: for tokens presented to be verified.
+  bool verify(ByteView message, ByteView signature) const;
+
   Algorithm algorithm() const { return signer_->algorithm(); }
   const PublicKey& public_key() const { return signer_->public_key(); }
 

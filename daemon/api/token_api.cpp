@@ -1,0 +1,274 @@
+#include "api/token_api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+
+#include "api/api_error.h"
+#include "api/json_body.h"
+#include "hsmsignd/result.h"
+#include "log/log.h"
+#include "validation/validator.h"
+
+namespace hsmsignd::api {
+namespace {
+
+using revocation::Entry;
+using revocation::Kind;
+using validation::Reason;
+
+constexpr std::size_t kMaxIdLength = 256;
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
+
+std::string_view kind_name(Kind k) {
+  switch (k) {
+    case Kind::jti: return "jti";
+    case Kind::subject: return "subject";
+    case Kind::keyset: return "keyset";
+  }
+  return "?";
+}
+
+// Refuses members outside `allowed`, naming the first.
+std::optional<ApiError> only(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : body.items())
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return ApiError::bad_request("unknown member \"" + key.substr(0, 64) + "\"");
+  return std::nullopt;
+}
+
+std::optional<ApiError> id_member(const nlohmann::json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end()) return ApiError::bad_request(std::string("\"") + name + "\" is required");
+  if (!it->is_string() || it->get_ref<const std::string&>().empty() || it->get_ref<const std::string&>().size() > kMaxIdLength)
+    return ApiError::bad_request(std::string("\"") + name + "\" must be a string of 1 to 256 characters");
+  return std::nullopt;
+}
+
+std::optional<ApiError> time_member(const nlohmann::json& body, const char* name) {
+  auto it = body.find(name);
+  if (it != body.end() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
+    return ApiError::bad_request(std::string("\"") + name + "\" must be unix seconds (an integer)");
+  return std::nullopt;
+}
+
+nlohmann::json entry_json(const Entry& e) {
+  nlohmann::json j{{"kind", kind_name(e.kind)}, {"name", e.name}, {"at", e.at}, {"expires", e.expires}};
+  if (e.kind != Kind::keyset) j["iss"] = e.iss;
+  return j;
+}
+
+std::string revoked_token(const Entry& e) {
+  return nlohmann::json{{"revoked", true}, {"kind", "jti"}, {"iss", e.iss}, {"jti", e.name}, {"exp", e.at}}.dump();
+}
+
+// RFC 7009: a token that is not ours, or can no longer be used, is answered 200 too; the reason says why
+// nothing was stored.
+HttpResponse not_revoked(std::string_view reason) { return json_response({{"revoked", false}, {"reason", reason}}); }
+
+}  // namespace
+
+TokenApi::TokenApi(const config::Config& config, keyring::Keyring& keyring, revocation::Revocations& revocations,
+                   metrics::Metrics& metrics, audit::AuditLog& audit)
+    : config_(config),
+      keyring_(keyring),
+      revocations_(revocations),
+      metrics_(metrics),
+      audit_(audit),
+      tolerance_(config.verify.clock_tolerance.count()),
+      longest_ttl_(config.longest_ttl().count()) {
+  for (const auto& c : config.clients)
+    if (std::find(issuers_.begin(), issuers_.end(), c.issuer) == issuers_.end()) issuers_.push_back(c.issuer);
+}
+
+std::int64_t TokenApi::ceiling(std::int64_t now) const { return now + longest_ttl_ + tolerance_; }
+
+void TokenApi::verify(const HttpRequest& request, std::string_view route, const RecordFor& record_for, Reply reply) {
+  auto body = parse_object(request.body);
+  if (!body) return reply(error_response(body.error()));
+  if (auto e = only(*body, {"jwt", "aud"})) return reply(error_response(*e));
+  auto jwt = body->find("jwt");
+  if (jwt == body->end() || !jwt->is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" (a string) is required")));
+  validation::Rules rules{&issuers_, std::nullopt, now_seconds(), tolerance_, true};
+  if (auto aud = body->find("aud"); aud != body->end()) {
+    if (!aud->is_string()) return reply(error_response(ApiError::bad_request("\"aud\" must be a string")));
+    rules.audience = aud->get<std::string>();
+  }
+  auto v = validation::validate(jwt->get_ref<const std::string&>(), keyring_.view(), rules);
+  if (v.valid()) {
+    const auto& c = v.facts;
+    switch (revocations_.check({c.iss, c.sub, c.jti, v.key->keyset, c.iat})) {
+      case revocation::Answer::not_revoked: break;
+      case revocation::Answer::revoked: v.reason = Reason::revoked, v.message = "revoked"; break;
+      case revocation::Answer::unavailable:
+        v.reason = Reason::revocation_unavailable;
+        v.message = "the revocation store cannot be reached: " + revocations_.down_reason();
+        break;
+    }
+  }
+  metrics_.verification(v.reason);
+  if (v.reason == Reason::alg_not_allowed) {
+    metrics_.algorithm_confusion();
+    const auto kid = v.header.find("kid");
+    const std::string kid_text = kid != v.header.end() && kid->is_string() ? kid->get<std::string>().substr(0, 64) : "";
+    log::warning("alg_confusion", {{"alg", v.alg}, {"kid", kid_text}, {"route", std::string(route)}});
+    auto line = record_for("alg_confusion");
+    auto members = line.add();
+    members.string("alg", v.alg);
+    if (!kid_text.empty()) members.string("kid", kid_text);
+    members.string("route", route);
+    audit_.append(std::move(line));
+  }
+  nlohmann::json answer{{"valid", v.valid()}};
+  if (!v.valid()) answer["reason"] = name(v.reason), answer["message"] = v.message;
+  if (!v.alg.empty()) answer["alg"] = v.alg;
+  if (v.key) {
+    answer["kid"] = v.key->kid;
+    answer["keyset"] = v.key->keyset;
+    answer["state"] = keyring::name(v.key->schedule.state);
+  }
+  if (!v.header.is_null()) answer["header"] = std::move(v.header);
+  if (!v.claims.is_null()) answer["claims"] = std::move(v.claims);
+  reply(json_response(answer));
+}
+
+void TokenApi::revoke(const config::ClientConfig& client, const HttpRequest& request, const RecordFor& record_for,
+                      Reply reply) {
+  auto body = parse_object(request.body);
+  if (!body) return reply(error_response(body.error()));
+  if (auto e = only(*body, {"jwt", "jti", "exp"})) return reply(error_response(*e));
+  if (body->contains("jwt")) {
+    if (body->size() != 1) return reply(error_response(ApiError::bad_request("give either \"jwt\" or \"jti\" and \"exp\"")));
+    if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));
+    return revoke_jwt((*body)["jwt"], &client.issuer, record_for, std::move(reply));
+  }
+  if (auto e = id_member(*body, "jti")) return reply(error_response(*e));
+  if (!body->contains("exp")) return reply(error_response(ApiError::bad_request("\"exp\" is required with \"jti\"")));
+  if (auto e = time_member(*body, "exp")) return reply(error_response(*e));
+  const std::int64_t now = now_seconds(), exp = (*body)["exp"];
+  if (exp + tolerance_ <= now) return reply(not_revoked("expired"));
+  // A jti alone revokes only within the caller's own iss: the daemon keeps no list of the jtis it issued.
+  Entry e{Kind::jti, client.issuer, (*body)["jti"], std::min(exp, ceiling(now)), 0};
+  e.expires = e.at + tolerance_;
+  std::string answer = revoked_token(e);
+  store({std::move(e)}, record_for, std::move(answer), std::move(reply));
+}
+
+void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_for, Reply reply) {
+  auto body = parse_object(request.body);
+  if (!body) return reply(error_response(body.error()));
+  const char* forms[] = {"jwt", "jti", "sub", "keyset"};
+  const auto given = std::count_if(std::begin(forms), std::end(forms), [&](const char* f) { return body->contains(f); });
+  if (given != 1)
+    return reply(error_response(ApiError::bad_request("give exactly one of \"jwt\", \"jti\", \"sub\" and \"keyset\"")));
+  const std::int64_t now = now_seconds();
+  if (body->contains("jwt")) {
+    if (auto e = only(*body, {"jwt"})) return reply(error_response(*e));
+    if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));
+    return revoke_jwt((*body)["jwt"], nullptr, record_for, std::move(reply));
+  }
+  const auto issuers_of = [&](std::vector<std::string>& out) -> std::optional<ApiError> {
+    auto iss = body->find("iss");
+    if (iss == body->end()) return out = issuers_, std::nullopt;
+    if (auto e = id_member(*body, "iss")) return e;
+    out = {iss->get<std::string>()};
+    return std::nullopt;
+  };
+  const auto before = [&]() -> Expected<std::int64_t, ApiError> {
+    if (auto e = time_member(*body, "before")) return *e;
+    const std::int64_t at = body->value("before", now);
+    if (at > now + tolerance_) return ApiError::bad_request("\"before\" is in the future");
+    return at;
+  };
+  std::vector<Entry> entries;
+  std::vector<std::string> issuers;
+  if (body->contains("jti")) {
+    if (auto e = only(*body, {"jti", "iss", "exp"}); e) return reply(error_response(*e));
+    if (auto e = id_member(*body, "jti"); e) return reply(error_response(*e));
+    if (auto e = time_member(*body, "exp"); e) return reply(error_response(*e));
+    if (auto e = issuers_of(issuers); e) return reply(error_response(*e));
+    const std::int64_t exp = std::min(body->value("exp", ceiling(now)), ceiling(now));
+    for (const auto& iss : issuers) entries.push_back({Kind::jti, iss, (*body)["jti"], exp, exp + tolerance_});
+  } else if (body->contains("sub")) {
+    if (auto e = only(*body, {"sub", "iss", "before"}); e) return reply(error_response(*e));
+    if (auto e = id_member(*body, "sub"); e) return reply(error_response(*e));
+    if (auto e = issuers_of(issuers); e) return reply(error_response(*e));
+    auto at = before();
+    if (!at) return reply(error_response(at.error()));
+    for (const auto& iss : issuers) entries.push_back({Kind::subject, iss, (*body)["sub"], *at, ceiling(*at)});
+  } else {
+    if (auto e = only(*body, {"keyset", "before"}); e) return reply(error_response(*e));
+    if (auto e = id_member(*body, "keyset"); e) return reply(error_response(*e));
+    const std::string keyset = (*body)["keyset"];
+    if (!config_.keyset(keyset)) return reply(error_response(ApiError::not_found("no keyset \"" + keyset.substr(0, 64) + "\"")));
+    auto at = before();
+    if (!at) return reply(error_response(at.error()));
+    entries.push_back({Kind::keyset, "", keyset, *at, ceiling(*at)});
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& e : entries) list.push_back(entry_json(e));
+  store(std::move(entries), record_for, nlohmann::json{{"revoked", std::move(list)}}.dump(), std::move(reply));
+}
+
+void TokenApi::revoke_jwt(const std::string& jwt, const std::string* issuer, const RecordFor& record_for, Reply reply) {
+  const std::int64_t now = now_seconds();
+  // The token's identity is wanted even before its nbf: a token not valid yet can still be revoked.
+  auto v = validation::validate(jwt, keyring_.view(), {nullptr, std::nullopt, now, tolerance_, false});
+  switch (v.reason) {
+    case Reason::valid: break;
+    case Reason::malformed:
+    case Reason::bad_header:
+    case Reason::missing_claim: return reply(error_response(ApiError::bad_request("the token does not parse: " + v.message)));
+    default: return reply(not_revoked(name(v.reason)));  // not ours
+  }
+  if (issuer && v.facts.iss != *issuer)
+    return reply(error_response(ApiError::forbidden("the token's iss is not this client's issuer")));
+  if (v.facts.exp + tolerance_ <= now) return reply(not_revoked("expired"));
+  Entry e{Kind::jti, v.facts.iss, v.facts.jti, std::min(v.facts.exp, ceiling(now)), 0};
+  e.expires = e.at + tolerance_;
+  std::string answer = revoked_token(e);
+  store({std::move(e)}, record_for, std::move(answer), std::move(reply));
+}
+
+void TokenApi::store(std::vector<Entry> entries, const RecordFor& record_for, std::string answer, Reply reply) {
+  // Never acknowledged unless both the store and the audit log can take it.
+  if (!revocations_.up())
+    return reply(error_response(ApiError::unavailable("the revocation store cannot be reached: " + revocations_.down_reason())));
+  if (auto failure = audit_.failure(); !failure.empty())
+    return reply(error_response(ApiError::unavailable("the audit log cannot be written")));
+  std::vector<audit::Record> lines;
+  for (const auto& e : entries) {
+    auto line = record_for("revoke");
+    auto m = line.add();
+    m.string("kind", kind_name(e.kind));
+    if (e.kind != Kind::keyset) m.string("iss", e.iss);
+    if (e.kind == Kind::jti) m.string("jti", e.name).number("exp", e.at);
+    if (e.kind == Kind::subject) m.string("sub", e.name).number("before", e.at);
+    if (e.kind == Kind::keyset) m.string("keyset", e.name).number("before", e.at);
+    lines.push_back(std::move(line));
+    metrics_.revocation(e.kind);
+  }
+  revocations_.revoke(std::move(entries), [this, lines = std::move(lines), answer = std::move(answer),
+                                           reply = std::move(reply)](bool durable) mutable {
+    if (!durable) return reply(error_response(ApiError::unavailable("the revocation could not be stored")));
+    auto left = std::make_shared<std::size_t>(lines.size());
+    auto ok = std::make_shared<bool>(true);
+    for (auto& line : lines) {
+      // The audit thread runs these one after another: counting needs no lock.
+      audit_.append(std::move(line), [left, ok, reply, answer](bool written) {
+        *ok = *ok && written;
+        if (--*left != 0) return;
+        if (!*ok) return reply(error_response(ApiError::unavailable("the revocation is stored, its audit line is not")));
+        reply({200, answer, "application/json", {}, {}});
+      });
+    }
+  });
+}
+
+}  // namespace hsmsignd::api

@@ -1,0 +1,57 @@
+// [revocation] and [verify]: where revoked tokens are kept, and how strictly tokens are checked.
+#include <cstdlib>
+
+#include "config/sections.h"
+
+namespace hsmsignd::config {
+namespace {
+
+constexpr Duration kLongestTolerance{300};
+
+bool is_redis_address(std::string_view a) {
+  if (a.starts_with("unix:")) return a.size() > 6 && a[5] == '/';
+  if (!a.starts_with("tcp://")) return false;
+  const std::size_t colon = a.rfind(':');
+  if (colon <= 6 || colon + 1 >= a.size()) return false;
+  const std::string_view port = a.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  const long n = std::strtol(std::string(port).c_str(), nullptr, 10);
+  return n >= 1 && n <= 65535;
+}
+
+}  // namespace
+
+RevocationConfig read_revocation(const Section& root) {
+  RevocationConfig out;
+  const std::optional<Section> revocation = root.table("revocation");
+  if (!revocation) return out;
+  revocation->allow_only({"redis", "redis_password_file", "fail_open_for"});
+  if (std::optional<std::string> redis = revocation->string("redis")) {
+    if (!is_redis_address(*redis))
+      revocation->fail("redis", "must be \"unix:/absolute/path\" or \"tcp://host:port\", not \"" + *redis + "\"");
+    out.redis = *redis;
+  }
+  if (std::optional<std::filesystem::path> file = revocation->path("redis_password_file")) {
+    if (out.redis.empty()) revocation->fail("redis_password_file", "only means something with redis");
+    out.redis_password_file = *file;
+  } else if (const char* credentials = std::getenv("CREDENTIALS_DIRECTORY"); credentials && *credentials && !out.redis.empty()) {
+    // Under systemd, LoadCredential=redis-password:... keeps the password out of files the user can read.
+    const std::filesystem::path credential = std::filesystem::path(credentials) / "redis-password";
+    if (std::filesystem::exists(credential)) out.redis_password_file = credential;
+  }
+  out.fail_open_for = revocation->duration("fail_open_for").value_or(out.fail_open_for);
+  if (out.fail_open_for > Duration{3600}) revocation->fail("fail_open_for", "at most 1h: a longer window trusts a stale set");
+  return out;
+}
+
+VerifyConfig read_verify(const Section& root) {
+  VerifyConfig out;
+  const std::optional<Section> verify = root.table("verify");
+  if (!verify) return out;
+  verify->allow_only({"clock_tolerance"});
+  out.clock_tolerance = verify->duration("clock_tolerance").value_or(out.clock_tolerance);
+  if (out.clock_tolerance > kLongestTolerance) verify->fail("clock_tolerance", "at most 5m");
+  return out;
+}
+
+}  // namespace hsmsignd::config

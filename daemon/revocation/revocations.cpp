@@ -1,0 +1,74 @@
+#include "revocation/revocations.h"
+
+namespace hsmsignd::revocation {
+
+Revocations::Revocations(std::unique_ptr<Store> store, std::chrono::seconds fail_open_for, Clock clock)
+    : store_(std::move(store)), fail_open_for_(fail_open_for), clock_(std::move(clock)) {
+  down_since_ = clock_().time_since_epoch().count();
+  down_reason_ = "not started";
+}
+
+Revocations::~Revocations() { stop(); }
+
+void Revocations::start(StateSink on_state) {
+  store_->start({[this](const Entry& e) { set_.add(e); },
+                 [this, on_state = std::move(on_state)](bool up, const std::string& reason) {
+                   {
+                     std::lock_guard lock(reason_mutex_);
+                     down_reason_ = up ? std::string() : reason;
+                   }
+                   if (!up && (up_.load() || !reported_)) {
+                     down_since_ = clock_().time_since_epoch().count();
+                     outages_.fetch_add(1);
+                   }
+                   up_ = up;
+                   reported_ = true;
+                   if (on_state) on_state(up, reason);
+                 }});
+  started_ = true;
+}
+
+void Revocations::stop() {
+  if (started_) store_->stop();
+  started_ = false;
+}
+
+void Revocations::revoke(std::vector<Entry> entries, std::function<void(bool)> done) {
+  if (entries.empty()) return done(true);
+  struct Batch {
+    std::atomic<std::size_t> left;
+    std::atomic<bool> ok{true};
+    std::function<void(bool)> done;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->left = entries.size();
+  batch->done = std::move(done);
+  for (auto& e : entries) {
+    Entry copy = e;
+    store_->put(std::move(e), [this, batch, entry = std::move(copy)](bool durable) {
+      // In force only once durable: a revocation the store lost must not seem to hold until a restart.
+      if (durable) set_.add(entry);
+      else batch->ok = false;
+      if (batch->left.fetch_sub(1) == 1) batch->done(batch->ok.load());
+    });
+  }
+}
+
+Answer Revocations::check(const TokenFacts& token) const {
+  if (set_.revoked(token)) return Answer::revoked;
+  if (up_.load()) return Answer::not_revoked;
+  const auto down_for = clock_().time_since_epoch() - std::chrono::steady_clock::duration(down_since_.load());
+  return fail_open_for_.count() > 0 && down_for < fail_open_for_ ? Answer::not_revoked : Answer::unavailable;
+}
+
+void Revocations::purge(std::int64_t now) {
+  set_.purge(now);
+  store_->purge(now);
+}
+
+std::string Revocations::down_reason() const {
+  std::lock_guard lock(reason_mutex_);
+  return down_reason_;
+}
+
+}  // namespace hsmsignd::revocation

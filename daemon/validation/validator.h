@@ -1,0 +1,48 @@
+// The checks a JWT of this daemon must pass, in the order /v1/verify reports them: its form, its header
+// (the algorithm must be the one of the key its kid names), its signature by a published key, then its
+// claims. Revocation is asked afterwards by the caller, which holds the store.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keyring/keyring.h"
+#include "validation/reason.h"
+
+namespace hsmsignd::validation {
+
+struct Rules {
+  const std::vector<std::string>* issuers = nullptr;  // the iss values accepted; nullptr: any
+  std::optional<std::string> audience{};               // the aud the token must name; none: not checked
+  std::int64_t now = 0;                                // unix seconds
+  std::int64_t tolerance = 0;                          // seconds of leeway for exp, nbf and iat
+  bool check_times = true;                             // false: exp, nbf and iat are read but not judged
+};
+
+struct Claims {
+  std::string iss, sub, jti;
+  std::vector<std::string> aud;
+  std::int64_t exp = 0, nbf = 0, iat = 0;
+};
+
+struct Verdict {
+  Reason reason = Reason::valid;
+  std::string message;        // for a person
+  std::string alg;            // as the header gave it, cut to 32 characters
+  nlohmann::json header;      // null until read
+  nlohmann::json claims;      // null until the signature is checked: nothing unsigned is echoed
+  Claims facts;               // set once the claims are checked
+  std::shared_ptr<const keyring::View> view;
+  const keyring::Key* key = nullptr;  // the key the kid names, inside `view`
+
+  bool valid() const { return reason == Reason::valid; }
+};
+
+Verdict validate(std::string_view jwt, std::shared_ptr<const keyring::View> view, const Rules& rules);
+
+}  // namespace hsmsignd::validation

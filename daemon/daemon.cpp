@@ -32,6 +32,7 @@
 #include "metrics/metrics.h"
 #include "revocation/revocations.h"
 #include "revocation/sqlite_store.h"
+#include "status_list/status_lists.h"
 #include "module.h"
 #include "pin.h"
 #include "server/inherited_sockets.h"
@@ -143,6 +144,19 @@ std::unique_ptr<revocation::Revocations> open_revocations(const config::Config& 
   }
 }
 
+std::unique_ptr<status_list::StatusLists> open_status_lists(const config::Config& config) {
+  if (!config.revocation.status_list) return nullptr;
+  try {
+    // Each host keeps its own lists, even when the revocations are shared on Redis.
+    return std::make_unique<status_list::StatusLists>(
+        config.state.dir / "status-lists.sqlite3", config.revocation.status_list_uri,
+        config.revocation.status_list_window.count(), (config.longest_ttl() + config.verify.clock_tolerance).count(),
+        now().time_since_epoch().count());
+  } catch (const std::exception& e) {
+    throw StartupError(1, std::string("the status lists: ") + e.what());
+  }
+}
+
 std::vector<metrics::Metrics::Keyset> metric_keysets(const config::Config& c) {
   std::vector<metrics::Metrics::Keyset> out;
   for (const auto& k : c.keysets) out.push_back({k.name, k.algorithm});
@@ -163,12 +177,14 @@ struct Daemon::Parts {
                 }),
         queue(token.pool->size(), kMaxQueuedSignatures),
         revocations(open_revocations(config)),
+        status_lists(open_status_lists(config)),
         metrics(metric_keysets(config)),
         limits(limits_from(config, kIssuerConnections)),
         admin_limits(limits_from(config, kAdminConnections)),
         jwks_limits(limits_from(config, kJwksConnections)),
         tokens(config, keyring, *revocations, metrics, *audit),
-        api({config, keyring, queue, metrics, health, *token.pool, *audit, *revocations, tokens, in_flight.connections}),
+        api({config, keyring, queue, metrics, health, *token.pool, *audit, *revocations, tokens, status_lists.get(),
+             in_flight.connections}),
         admin(config, *token.pool, keyring, metrics, *audit, tokens) {}
 
   Token token;
@@ -176,6 +192,7 @@ struct Daemon::Parts {
   keyring::Keyring keyring;
   signing::SignQueue queue;
   std::unique_ptr<revocation::Revocations> revocations;
+  std::unique_ptr<status_list::StatusLists> status_lists;
   metrics::Metrics metrics;
   api::Health health;
   server::Limits limits, admin_limits, jwks_limits;
@@ -246,6 +263,8 @@ void Daemon::start() {
       audit::Record down{"error", true};
       down.add().string("store", "revocation").string("reason", reason);
       p.audit->append(std::move(down));
+    }, [this](const revocation::Entry& e) {
+      if (parts_->status_lists && e.status_idx >= 0) parts_->status_lists->mark(e.status_uri, e.status_idx);
     });
   } catch (const std::exception& e) {
     throw StartupError(1, std::string("the revocation store: ") + e.what());
@@ -354,6 +373,10 @@ int Daemon::run() {
     purges.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       p.revocations->purge(now().time_since_epoch().count());
+      if (p.status_lists) {
+        p.status_lists->retire(now().time_since_epoch().count());
+        p.api.forget_retired_lists();
+      }
       next_purge();
     });
   };

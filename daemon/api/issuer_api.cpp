@@ -3,6 +3,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "api/if_none_match.h"
 #include "api/json_body.h"
 #include "api/peer_record.h"
 #include "common/json_writer.h"
@@ -19,6 +20,7 @@ namespace hsmsignd::api {
 namespace {
 
 constexpr std::string_view kJwksPath = "/.well-known/jwks.json";
+constexpr std::string_view kStatusListPrefix = "/statuslists/";
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
 
@@ -34,24 +36,6 @@ ApiError signing_failure(const pkcs11::Error& e) {
   return ApiError::unavailable("the token could not sign");
 }
 
-// If-None-Match (RFC 9110 13.1.2): "*", or a list of entity tags compared weakly (a W/ prefix is ignored).
-bool none_match_fails(std::string_view header, std::string_view etag) {
-  const auto trim = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  };
-  if (trim(header) == "*") return true;
-  while (!header.empty()) {
-    const std::size_t comma = header.find(',');
-    std::string_view tag = trim(header.substr(0, comma));
-    if (tag.starts_with("W/")) tag.remove_prefix(2);
-    if (!tag.empty() && tag == etag) return true;
-    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
-  }
-  return false;
-}
-
 metrics::Route route_of(std::string_view t) {
   using metrics::Route;
   if (t == "/v1/jwt") return Route::jwt;
@@ -63,6 +47,7 @@ metrics::Route route_of(std::string_view t) {
   if (t == kJwksPath) return Route::jwks;
   if (t == "/healthz") return Route::healthz;
   if (t == "/metrics") return Route::metrics;
+  if (t.starts_with(kStatusListPrefix)) return Route::statuslist;
   return Route::other;
 }
 
@@ -121,9 +106,11 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
 void IssuerApi::handle_public(const HttpRequest& request, Reply unmetered) {
   Reply reply = metered(request, std::move(unmetered));
   const auto& t = request.target;
-  if (t != kJwksPath && t != "/healthz") return reply(error_response(ApiError::not_found("no route " + t)));
+  const bool list = s_.status_lists && t.starts_with(kStatusListPrefix);
+  if (t != kJwksPath && t != "/healthz" && !list) return reply(error_response(ApiError::not_found("no route " + t)));
   if (request.method != "GET" && request.method != "HEAD")
     return reply(error_response(ApiError::method_not_allowed("this listener is read-only", "GET, HEAD")));
+  if (list) return status_list(request, std::string_view(t).substr(kStatusListPrefix.size()), std::move(reply));
   reply(t == kJwksPath ? jwks(request) : healthz());
 }
 
@@ -190,6 +177,8 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   }
   auto grant = policy::grant_jwt(s_.config, client, *parsed);
   if (!grant) return reply(error_response(grant.error()));
+  if (s_.status_lists && parsed->claims.contains("status"))
+    return reply(error_response(ApiError::bad_request("claim \"status\" is the daemon's: it holds the token's Status List entry")));
 
   JwtClaims claims;
   claims.iss = client.issuer;
@@ -200,6 +189,12 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   claims.exp = claims.iat + grant->ttl.count();
   claims.jti = new_jti();
   claims.extra = &parsed->claims;
+  if (s_.status_lists) {
+    auto slot = s_.status_lists->allocate(grant->keyset->name, claims.iat);
+    if (!slot) return reply(error_response(ApiError::unavailable("no Status List index could be reserved")));
+    claims.status_uri = std::move(slot->uri);
+    claims.status_idx = slot->idx;
+  }
   const std::string payload = jwt_payload(claims);
   auto record = peer_record("issue", peer, &client);
   auto members = record.add();

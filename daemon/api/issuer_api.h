@@ -15,6 +15,8 @@
 #include "policy/rate_limiter.h"
 #include "session_pool.h"
 #include "signing/sign_queue.h"
+#include "status_list/status_lists.h"
+#include "status_list/token_cache.h"
 
 namespace hsmsignd::api {
 
@@ -28,12 +30,14 @@ struct Services {
   audit::AuditLog& audit;
   revocation::Revocations& revocations;
   TokenApi& tokens;
+  status_list::StatusLists* status_lists;  // nullptr unless [revocation] status_list is on
   const std::atomic<std::int64_t>& connections;  // open connections, counted by the server
 };
 
 class IssuerApi {
  public:
-  explicit IssuerApi(Services services) : s_(services), limiter_(services.config.clients) {}
+  explicit IssuerApi(Services services)
+      : s_(services), limiter_(services.config.clients), signed_lists_(services.config.revocation.status_list_ttl) {}
 
   // A request on the issuer socket from `peer`; `client` is its [[client]] entry, or nullptr.
   void handle(const policy::Peer& peer, const config::ClientConfig* client, const HttpRequest& request, Reply reply);
@@ -44,6 +48,8 @@ class IssuerApi {
   // calls it every second while some client has a max_rate, and once more at stop.
   void report_refusals();
   bool rate_limited_clients() const { return limiter_.limits_anyone(); }
+  // Drops the signed tokens of lists that were retired.
+  void forget_retired_lists();
 
  private:
   void issue_jwt(const policy::Peer& peer, const config::ClientConfig& client, const HttpRequest& request, Reply reply);
@@ -54,6 +60,8 @@ class IssuerApi {
   HttpResponse keys() const;
   HttpResponse jwks(const HttpRequest& request) const;
   HttpResponse healthz() const;
+  // GET /statuslists/<keyset>/<window> on the JWKS listener: the list as a signed Status List Token.
+  void status_list(const HttpRequest& request, std::string_view id, Reply reply);
   HttpResponse metrics() const;
 
   // Queues a signature by the keyset's active key over make_input(key); once it is made, `record` (with
@@ -66,6 +74,7 @@ class IssuerApi {
 
   Services s_;
   policy::RateLimiter limiter_;
+  status_list::TokenCache signed_lists_;
 };
 
 }  // namespace hsmsignd::api

@@ -230,7 +230,8 @@ void TokenApi::revoke_jwt(const std::string& jwt, const std::string* issuer, con
   if (issuer && v.facts.iss != *issuer)
     return reply(error_response(ApiError::forbidden("the token's iss is not this client's issuer")));
   if (v.facts.exp + tolerance_ <= now) return reply(not_revoked("expired"));
-  Entry e{Kind::jti, v.facts.iss, v.facts.jti, std::min(v.facts.exp, ceiling(now)), 0};
+  Entry e{Kind::jti, v.facts.iss, v.facts.jti, std::min(v.facts.exp, ceiling(now)), 0, v.facts.status_uri,
+          v.facts.status_idx};
   e.expires = e.at + tolerance_;
   std::string answer = revoked_token(e);
   store({std::move(e)}, record_for, std::move(answer), std::move(reply));

@@ -37,6 +37,13 @@ std::string jwt_payload(const JwtClaims& c) {
   w.string("iss", c.iss).string("sub", c.sub);
   write_audience(w, c);
   w.number("iat", c.iat).number("nbf", c.iat).number("exp", c.exp).string("jti", c.jti);
+  if (c.status_idx >= 0) {
+    std::string entry;
+    JsonObjectWriter(entry).number("idx", c.status_idx).string("uri", c.status_uri).close();
+    std::string status;
+    JsonObjectWriter(status).json("status_list", entry).close();
+    w.json("status", status);
+  }
   if (c.extra) {
     for (const auto& [key, value] : c.extra->items()) {
       // A private claim never replaces a registered one (parse_jwt_request refuses them already).

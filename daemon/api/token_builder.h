@@ -20,6 +20,8 @@ struct JwtClaims {
   std::int64_t iat = 0, exp = 0;  // nbf = iat
   std::string jti;
   const nlohmann::json* extra = nullptr;  // private claims, already checked
+  std::string status_uri{};               // the Token Status List entry, when status_idx >= 0
+  std::int64_t status_idx = -1;
 };
 
 std::string jwt_header(Algorithm alg, std::string_view kid, std::string_view typ);

@@ -63,6 +63,10 @@ struct RevocationConfig {
   std::string redis;                          // "unix:/path" or "tcp://host:port"; "" = SQLite
   std::filesystem::path redis_password_file;  // empty: no AUTH
   Duration fail_open_for{0};                  // how long verification may answer from the last known set
+  bool status_list = false;                   // every JWT gets a Token Status List entry
+  std::string status_list_uri;                // the lists' base URI; by default the JWKS listener's /statuslists
+  Duration status_list_ttl{60};               // how long a verifier may cache a Status List Token
+  Duration status_list_window{3600};          // a new list per keyset every window
 };
 
 struct VerifyConfig {

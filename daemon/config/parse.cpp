@@ -47,6 +47,11 @@ Config parse(std::string_view text, const std::filesystem::path& file) {
   config.audit = read_audit(root);
   config.revocation = read_revocation(root);
   config.verify = read_verify(root);
+  if (config.revocation.status_list && config.revocation.status_list_uri.empty()) {
+    if (config.jwks.listen.empty())
+      root.fail("revocation", "status_list_uri is required when [jwks] listen is off: it says where the lists are served");
+    config.revocation.status_list_uri = "http://" + config.jwks.listen + "/statuslists";
+  }
   config.keysets = read_keysets(root);
   config.clients = read_clients(root, config.keysets);
   check_lifecycle(root, config);

@@ -25,7 +25,8 @@ RevocationConfig read_revocation(const Section& root) {
   RevocationConfig out;
   const std::optional<Section> revocation = root.table("revocation");
   if (!revocation) return out;
-  revocation->allow_only({"redis", "redis_password_file", "fail_open_for"});
+  revocation->allow_only({"redis", "redis_password_file", "fail_open_for", "status_list", "status_list_uri",
+                           "status_list_ttl", "status_list_window"});
   if (std::optional<std::string> redis = revocation->string("redis")) {
     if (!is_redis_address(*redis))
       revocation->fail("redis", "must be \"unix:/absolute/path\" or \"tcp://host:port\", not \"" + *redis + "\"");
@@ -41,6 +42,19 @@ RevocationConfig read_revocation(const Section& root) {
   }
   out.fail_open_for = revocation->duration("fail_open_for").value_or(out.fail_open_for);
   if (out.fail_open_for > Duration{3600}) revocation->fail("fail_open_for", "at most 1h: a longer window trusts a stale set");
+  out.status_list = revocation->boolean("status_list").value_or(false);
+  if (std::optional<std::string> uri = revocation->string("status_list_uri")) {
+    if (!(uri->starts_with("https://") || uri->starts_with("http://")) || uri->ends_with("/") ||
+        uri->find_first_of(" \t\"\\") != std::string::npos)
+      revocation->fail("status_list_uri", "must be an http(s) URI without a trailing '/'");
+    out.status_list_uri = *uri;
+  }
+  out.status_list_ttl = revocation->duration("status_list_ttl").value_or(out.status_list_ttl);
+  if (out.status_list_ttl < Duration{1} || out.status_list_ttl > Duration{86400})
+    revocation->fail("status_list_ttl", "must be from 1s to 1d");
+  out.status_list_window = revocation->duration("status_list_window").value_or(out.status_list_window);
+  if (out.status_list_window < Duration{60} || out.status_list_window > Duration{86400})
+    revocation->fail("status_list_window", "must be from 1m to 1d");
   return out;
 }
 

@@ -7,7 +7,7 @@ namespace {
 
 constexpr std::array<const char*, kRoutes> kRouteNames{"jwt", "jws", "sign", "keys", "jwks",
                                                        "healthz", "metrics", "admin", "revoke",
-                                                       "verify", "other"};
+                                                       "verify", "statuslist", "other"};
 constexpr std::array<const char*, 3> kKindNames{"jti", "subject", "keyset"};
 constexpr std::array<const char*, kStages> kStageNames{"queue", "sign", "audit"};
 

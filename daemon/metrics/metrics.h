@@ -17,8 +17,8 @@
 
 namespace hsmsignd::metrics {
 
-enum class Route { jwt, jws, sign, keys, jwks, healthz, metrics, admin, revoke, verify, other };
-inline constexpr std::size_t kRoutes = 11;
+enum class Route { jwt, jws, sign, keys, jwks, healthz, metrics, admin, revoke, verify, statuslist, other };
+inline constexpr std::size_t kRoutes = 12;
 inline constexpr std::array<int, 12> kStatuses{200, 304, 400, 403, 404, 405, 408, 413, 429, 431, 500, 503};
 // Where a signing request's time goes: waiting for a signer (queue), the token's signature and its
 // check (sign), waiting for its audit line to be durable (audit).

@@ -19,6 +19,9 @@ struct Entry {
   std::string name;          // the jti, the sub, or the keyset
   std::int64_t at = 0;       // unix seconds: the token's exp, or the not-before instant
   std::int64_t expires = 0;  // unix seconds after which no token it names can be valid: then it is purged
+  // A jti entry made from the token itself: the token's Status List entry, whose bit it sets.
+  std::string status_uri{};
+  std::int64_t status_idx = -1;
 };
 
 }  // namespace hsmsignd::revocation

@@ -10,8 +10,12 @@ Revocations::Revocations(std::unique_ptr<Store> store, std::chrono::seconds fail
 
 Revocations::~Revocations() { stop(); }
 
-void Revocations::start(StateSink on_state) {
-  store_->start({[this](const Entry& e) { set_.add(e); },
+void Revocations::start(StateSink on_state, EntrySink on_entry) {
+  on_entry_ = std::move(on_entry);
+  store_->start({[this](const Entry& e) {
+                   set_.add(e);
+                   if (on_entry_) on_entry_(e);
+                 },
                  [this, on_state = std::move(on_state)](bool up, const std::string& reason) {
                    {
                      std::lock_guard lock(reason_mutex_);
@@ -47,8 +51,12 @@ void Revocations::revoke(std::vector<Entry> entries, std::function<void(bool)> d
     Entry copy = e;
     store_->put(std::move(e), [this, batch, entry = std::move(copy)](bool durable) {
       // In force only once durable: a revocation the store lost must not seem to hold until a restart.
-      if (durable) set_.add(entry);
-      else batch->ok = false;
+      if (durable) {
+        set_.add(entry);
+        if (on_entry_) on_entry_(entry);
+      } else {
+        batch->ok = false;
+      }
       if (batch->left.fetch_sub(1) == 1) batch->done(batch->ok.load());
     });
   }

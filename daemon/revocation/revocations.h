@@ -29,8 +29,11 @@ class Revocations {
               Clock clock = [] { return std::chrono::steady_clock::now(); });
   ~Revocations();
 
+  // Called for every entry that comes into force: loaded, learned from another host, or stored here.
+  using EntrySink = std::function<void(const Entry&)>;
+
   // Loads what the store holds; throws std::runtime_error when it cannot be used at all.
-  void start(StateSink on_state);
+  void start(StateSink on_state, EntrySink on_entry = {});
   void stop();
 
   // Stores every entry; done(true) once all are durable and in force, done(false) if any is not.
@@ -48,6 +51,7 @@ class Revocations {
   std::chrono::seconds fail_open_for_;
   Clock clock_;
   RevocationSet set_;
+  EntrySink on_entry_;
   std::atomic<bool> up_{false};
   std::atomic<std::chrono::steady_clock::rep> down_since_{0};
   std::atomic<std::uint64_t> outages_{0};

@@ -1,23 +1,21 @@
-// The embedded store: one SQLite file in the state folder (WAL, synchronous=FULL), written by one
-// thread in batches, so that a flood of revocations costs one commit (one fsync) per batch, not each.
+// The embedded store: one SQLite file in the state folder, written by one thread in batches, so that a
+// flood of revocations costs one commit (one fsync) per batch, not one each.
 #pragma once
-
-#include <sqlite3.h>
 
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <memory>
 #include <mutex>
 #include <thread>
 
+#include "common/sqlite_db.h"
 #include "revocation/store.h"
 
 namespace hsmsignd::revocation {
 
 class SqliteStore final : public Store {
  public:
-  // Opens (or creates, mode 0600) the database. Throws std::runtime_error naming the file.
+  // Opens (or creates) the database. Throws std::runtime_error naming the file.
   explicit SqliteStore(std::filesystem::path file);
   ~SqliteStore() override;
 
@@ -27,20 +25,14 @@ class SqliteStore final : public Store {
   void stop() override;
 
  private:
-  struct Close {
-    void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-  };
   struct Pending {
     Entry entry;
     std::function<void(bool)> done;
   };
   void run();
   bool write(const std::deque<Pending>& batch);
-  bool exec(const char* sql);
-  std::string error() const;
 
-  std::filesystem::path file_;
-  std::unique_ptr<sqlite3, Close> db_;
+  SqliteDb db_;
   Listener listener_;
 
   std::mutex mutex_;

@@ -54,6 +54,18 @@ bool read_audience(const nlohmann::json& claims, std::vector<std::string>& out) 
   return true;
 }
 
+// "status": {"status_list": {"idx": N, "uri": "..."}}, when the token has one; anything else is ignored.
+void read_status(const nlohmann::json& claims, Claims& c) {
+  auto status = claims.find("status");
+  if (status == claims.end() || !status->is_object()) return;
+  auto list = status->find("status_list");
+  if (list == status->end() || !list->is_object()) return;
+  auto idx = list->find("idx"), uri = list->find("uri");
+  if (idx == list->end() || uri == list->end() || !idx->is_number_unsigned() || !uri->is_string()) return;
+  c.status_idx = idx->get<std::int64_t>();
+  c.status_uri = uri->get<std::string>();
+}
+
 }  // namespace
 
 Verdict validate(std::string_view jwt, std::shared_ptr<const keyring::View> view, const Rules& rules) {
@@ -105,6 +117,7 @@ Verdict validate(std::string_view jwt, std::shared_ptr<const keyring::View> view
   if (!read_time(v.claims, "nbf", c.nbf)) return fail(v, Reason::missing_claim, "no integer nbf");
   if (!read_time(v.claims, "iat", c.iat)) return fail(v, Reason::missing_claim, "no integer iat");
   if (!read_string(v.claims, "jti", c.jti) || c.jti.empty()) return fail(v, Reason::missing_claim, "no string jti");
+  read_status(v.claims, c);
   if (rules.issuers && std::find(rules.issuers->begin(), rules.issuers->end(), c.iss) == rules.issuers->end())
     return fail(v, Reason::wrong_issuer, "no client of this daemon issues for iss \"" + c.iss.substr(0, 256) + "\"");
   if (rules.audience && std::find(c.aud.begin(), c.aud.end(), *rules.audience) == c.aud.end())

@@ -28,6 +28,8 @@ struct Claims {
   std::string iss, sub, jti;
   std::vector<std::string> aud;
   std::int64_t exp = 0, nbf = 0, iat = 0;
+  std::string status_uri;        // its Token Status List entry, when status_idx >= 0
+  std::int64_t status_idx = -1;
 };
 
 struct Verdict {

@@ -1,0 +1,86 @@
+// GET /statuslists/<keyset>/<window>: a Status List Token (draft-ietf-oauth-status-list §5), signed inside
+// the token by the keyset's active key, so a verifier that trusts the JWKS trusts the list.
+#include <chrono>
+
+#include "api/if_none_match.h"
+#include "api/issuer_api.h"
+#include "api/token_builder.h"
+#include "common/json_writer.h"
+#include "crypto/digest.h"
+#include "jose/base64url.h"
+#include "jose/jws.h"
+#include "status_list/encoding.h"
+
+namespace hsmsignd::api {
+namespace {
+
+constexpr std::string_view kMediaType = "application/statuslist+jwt";
+
+HttpResponse list_response(const HttpRequest& request, const status_list::SignedList& list, std::int64_t ttl) {
+  HttpResponse r{200, list.token, std::string(kMediaType), list.etag, "public, max-age=" + std::to_string(ttl)};
+  if (!request.if_none_match.empty() && none_match_fails(request.if_none_match, list.etag)) {
+    r.status = 304;
+    r.body.clear();
+  }
+  return r;
+}
+
+}  // namespace
+
+void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Reply reply) {
+  const auto version = s_.status_lists->version(id);
+  if (!version) return reply(error_response(ApiError::not_found("no status list " + std::string(id.substr(0, 128)))));
+  const std::int64_t ttl = s_.config.revocation.status_list_ttl.count();
+  const auto steady_now = status_list::TokenCache::Clock::now();
+  if (auto cached = signed_lists_.fresh(id, *version, steady_now)) return reply(list_response(request, *cached, ttl));
+
+  auto snapshot = s_.status_lists->find(id);
+  const config::KeysetConfig* keyset = snapshot ? s_.config.keyset(snapshot->keyset) : nullptr;
+  if (keyset == nullptr) return reply(error_response(ApiError::not_found("no status list " + std::string(id.substr(0, 128)))));
+  const std::int64_t iat =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::string payload;
+  {
+    std::string list;
+    JsonObjectWriter(list).number("bits", 1).string("lst", status_list::encode_list(snapshot->bytes)).close();
+    // exp leaves a verifier a whole ttl after the cache's longest hold (ttl / 2) before the token lapses.
+    JsonObjectWriter(payload)
+        .string("sub", snapshot->uri)
+        .number("iat", iat)
+        .number("exp", iat + 2 * ttl)
+        .number("ttl", ttl)
+        .json("status_list", list)
+        .close();
+  }
+  audit::Record record{"sign"};
+  record.add().string("operation", "statuslist").string("uri", snapshot->uri);
+  sign_with(
+      *keyset, false, std::move(record),
+      [this, request, ttl, reply](HttpResponse r) {
+        if (r.status == 200 && !request.if_none_match.empty() && none_match_fails(request.if_none_match, r.etag)) {
+          r.status = 304;
+          r.body.clear();
+        }
+        reply(std::move(r));
+      },
+      [&](const keyring::Key& key, audit::Record& r) {
+        std::string input = jose::signing_input(jwt_header(key.algorithm, key.kid, "statuslist+jwt"), as_bytes(payload));
+        r.add().string("digest", jose::base64url_encode(crypto::sha256(as_bytes(input))));
+        return input;
+      },
+      [this, id = std::string(id), version = snapshot->version, steady_now, ttl](
+          const keyring::Key&, const std::string& input, const Bytes& signature) {
+        status_list::SignedList signed_list{version, jose::compact(input, signature), {}, steady_now};
+        signed_list.etag = "\"" + jose::base64url_encode(crypto::sha256(as_bytes(signed_list.token))) + "\"";
+        signed_lists_.put(id, signed_list);
+        return HttpResponse{200, signed_list.token, std::string(kMediaType), signed_list.etag,
+                            "public, max-age=" + std::to_string(ttl)};
+      });
+}
+
+void IssuerApi::forget_retired_lists() {
+  if (s_.status_lists)
+    signed_lists_.forget_except([this](const std::string& id) { return s_.status_lists->version(id).has_value(); });
+}
+
+}  // namespace hsmsignd::api

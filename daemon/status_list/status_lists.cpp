@@ -1,0 +1,115 @@
+#include "status_list/status_lists.h"
+
+#include <stdexcept>
+
+#include "status_list/encoding.h"
+
+namespace hsmsignd::status_list {
+namespace {
+
+std::string id_of(std::string_view keyset, std::int64_t window_start) {
+  return std::string(keyset) + "/" + std::to_string(window_start);
+}
+
+}  // namespace
+
+StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::int64_t window, std::int64_t lifetime,
+                         std::int64_t now)
+    : db_(std::move(file)), base_uri_(std::move(base_uri)), window_(window), lifetime_(lifetime) {
+  if (!db_.exec("CREATE TABLE IF NOT EXISTS status_lists (keyset TEXT NOT NULL, window_start INTEGER NOT NULL, "
+                "reserved INTEGER NOT NULL, PRIMARY KEY (keyset, window_start)) WITHOUT ROWID"))
+    throw std::runtime_error(db_.file().string() + ": " + db_.error());
+  SqliteStatement all = db_.prepare("SELECT keyset, window_start, reserved FROM status_lists");
+  if (!all) throw std::runtime_error(db_.file().string() + ": " + db_.error());
+  while (sqlite3_step(all.get()) == SQLITE_ROW) {
+    List l;
+    l.keyset = SqliteDb::column_text(all.get(), 0);
+    l.window_start = sqlite3_column_int64(all.get(), 1);
+    // Indices below the reservation may have been handed out before a crash: go on after it.
+    l.next = l.reserved = sqlite3_column_int64(all.get(), 2);
+    l.bytes.assign(static_cast<std::size_t>((l.reserved + 7) / 8), 0);
+    lists_.emplace(id_of(l.keyset, l.window_start), std::move(l));
+  }
+  all.reset();
+  retire(now);
+}
+
+bool StatusLists::reserve(List& list) {
+  SqliteStatement up = db_.prepare(
+      "INSERT INTO status_lists (keyset, window_start, reserved) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT (keyset, window_start) DO UPDATE SET reserved = excluded.reserved");
+  if (!up) return false;
+  SqliteDb::bind_text(up.get(), 1, list.keyset);
+  sqlite3_bind_int64(up.get(), 2, list.window_start);
+  sqlite3_bind_int64(up.get(), 3, list.reserved + kBlock);
+  if (sqlite3_step(up.get()) != SQLITE_DONE) return false;
+  list.reserved += kBlock;
+  list.bytes.resize(static_cast<std::size_t>((list.reserved + 7) / 8), 0);
+  ++list.version;
+  return true;
+}
+
+std::optional<Slot> StatusLists::allocate(std::string_view keyset, std::int64_t now) {
+  const std::int64_t window_start = now - now % window_;
+  const std::string id = id_of(keyset, window_start);
+  std::lock_guard lock(mutex_);
+  auto it = lists_.find(id);
+  if (it == lists_.end()) {
+    List l;
+    l.keyset = std::string(keyset);
+    l.window_start = window_start;
+    it = lists_.emplace(id, std::move(l)).first;
+  }
+  List& list = it->second;
+  // One commit (one fsync) per block of indices, on the caller's thread: rare enough not to matter.
+  if (list.next >= list.reserved && !reserve(list)) return std::nullopt;
+  return Slot{base_uri_ + "/" + id, list.next++};
+}
+
+void StatusLists::mark(std::string_view uri, std::int64_t idx) {
+  if (idx < 0 || !uri.starts_with(base_uri_) || uri.size() <= base_uri_.size() + 1 || uri[base_uri_.size()] != '/') return;
+  std::lock_guard lock(mutex_);
+  auto it = lists_.find(uri.substr(base_uri_.size() + 1));
+  if (it == lists_.end() || idx >= it->second.reserved) return;
+  const auto byte = it->second.bytes[static_cast<std::size_t>(idx / 8)];
+  set_bit(it->second.bytes, static_cast<std::uint64_t>(idx));
+  if (it->second.bytes[static_cast<std::size_t>(idx / 8)] != byte) ++it->second.version;
+}
+
+std::optional<Snapshot> StatusLists::find(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  auto it = lists_.find(id);
+  if (it == lists_.end()) return std::nullopt;
+  return Snapshot{base_uri_ + "/" + it->first, it->second.keyset, it->second.bytes, it->second.version};
+}
+
+std::optional<std::uint64_t> StatusLists::version(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  auto it = lists_.find(id);
+  if (it == lists_.end()) return std::nullopt;
+  return it->second.version;
+}
+
+void StatusLists::retire(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  for (auto it = lists_.begin(); it != lists_.end();) {
+    // The last token of a window is issued just before its end and accepted for `lifetime` after.
+    if (it->second.window_start + window_ + lifetime_ < now) {
+      if (SqliteStatement del = db_.prepare("DELETE FROM status_lists WHERE keyset = ?1 AND window_start = ?2")) {
+        SqliteDb::bind_text(del.get(), 1, it->second.keyset);
+        sqlite3_bind_int64(del.get(), 2, it->second.window_start);
+        sqlite3_step(del.get());
+      }
+      it = lists_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::size_t StatusLists::lists() const {
+  std::lock_guard lock(mutex_);
+  return lists_.size();
+}
+
+}  // namespace hsmsignd::status_list

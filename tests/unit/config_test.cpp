@@ -794,4 +794,56 @@ TEST(Duration, FormatsTheShortestExactSpelling) {
   for (const char* text : {"90s", "15m", "1h", "30d"}) EXPECT_EQ(format_duration(*parse_duration(text)), text);
 }
 
+// --- [revocation] and [verify] --------------------------------------------------------------------
+
+std::string with_table(std::string_view table) { return std::string(kValid).insert(kValid.find("[audit]"), table); }
+
+TEST(Config, RevocationDefaultsToTheEmbeddedStoreFailingClosed) {
+  const Config c = parse(kValid, kFile);
+  EXPECT_EQ(c.revocation.redis, "");
+  EXPECT_EQ(c.revocation.fail_open_for, 0s);
+  EXPECT_FALSE(c.revocation.status_list);
+  EXPECT_EQ(c.verify.clock_tolerance, 10s);
+}
+
+TEST(Config, ReadsEveryRevocationAndVerifyKey) {
+  const Config c = parse(with_table("[revocation]\nredis = \"unix:/run/redis/redis.sock\"\nredis_password_file = \"pw\"\n"
+                                    "fail_open_for = \"30s\"\nstatus_list = true\nstatus_list_uri = \"https://a.example/sl\"\n"
+                                    "status_list_ttl = \"2m\"\nstatus_list_window = \"30m\"\n\n[verify]\nclock_tolerance = \"0s\"\n\n"),
+                         kFile);
+  EXPECT_EQ(c.revocation.redis, "unix:/run/redis/redis.sock");
+  EXPECT_EQ(c.revocation.redis_password_file, "/etc/hsmsignd/pw");
+  EXPECT_EQ(c.revocation.fail_open_for, 30s);
+  EXPECT_TRUE(c.revocation.status_list);
+  EXPECT_EQ(c.revocation.status_list_uri, "https://a.example/sl");
+  EXPECT_EQ(c.revocation.status_list_ttl, 120s);
+  EXPECT_EQ(c.revocation.status_list_window, 1800s);
+  EXPECT_EQ(c.verify.clock_tolerance, 0s);
+}
+
+TEST(Config, StatusListsAreServedByTheJwksListenerByDefault) {
+  EXPECT_EQ(parse(with_table("[revocation]\nstatus_list = true\n\n"), kFile).revocation.status_list_uri,
+            "http://127.0.0.1:8080/statuslists");
+  EXPECT_TRUE(Refused(replaced(with_table("[revocation]\nstatus_list = true\n\n"), "listen = \"127.0.0.1:8080\"", "listen = \"\""),
+                      "revocation", "[revocation]", "status_list_uri is required when [jwks] listen is off"));
+}
+
+TEST(Config, RefusesBadRevocationValues) {
+  for (const char* redis : {"redis://h:6379", "unix:relative", "tcp://host", "tcp://host:0", "tcp://host:70000", "tcp://:6379"})
+    EXPECT_TRUE(Refused(with_table(std::string("[revocation]\nredis = \"") + redis + "\"\n\n"), "revocation.redis", "redis =",
+                        "must be \"unix:/absolute/path\" or \"tcp://host:port\""))
+        << redis;
+  EXPECT_TRUE(Refused(with_table("[revocation]\nredis_password_file = \"pw\"\n\n"), "revocation.redis_password_file",
+                      "redis_password_file", "only means something with redis"));
+  EXPECT_TRUE(Refused(with_table("[revocation]\nfail_open_for = \"2h\"\n\n"), "revocation.fail_open_for", "fail_open_for",
+                      "at most 1h"));
+  EXPECT_TRUE(Refused(with_table("[revocation]\nstatus_list_uri = \"ftp://x/sl\"\n\n"), "revocation.status_list_uri",
+                      "status_list_uri", "http(s) URI"));
+  EXPECT_TRUE(Refused(with_table("[revocation]\nstatus_list_uri = \"https://x/sl/\"\n\n"), "revocation.status_list_uri",
+                      "status_list_uri", "trailing"));
+  EXPECT_TRUE(Refused(with_table("[verify]\nclock_tolerance = \"10m\"\n\n"), "verify.clock_tolerance", "clock_tolerance",
+                      "at most 5m"));
+  EXPECT_TRUE(Refused(with_table("[verify]\nleeway = \"10s\"\n\n"), "verify.leeway", "leeway", "unknown key in verify"));
+}
+
 }  // namespace

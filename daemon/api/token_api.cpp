@@ -19,6 +19,9 @@ using revocation::Kind;
 using validation::Reason;
 
 constexpr std::size_t kMaxIdLength = 256;
+// A jti alone can name tokens that never existed, so an issuer could fill memory with them; a token
+// revoked with the token itself is bounded by what was issued and is always taken.
+constexpr std::size_t kMaxEntriesForJtiAlone = 1'000'000;
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -153,6 +156,10 @@ void TokenApi::revoke(const config::ClientConfig& client, const HttpRequest& req
   if (auto e = time_member(*body, "exp")) return reply(error_response(*e));
   const std::int64_t now = now_seconds(), exp = (*body)["exp"];
   if (exp + tolerance_ <= now) return reply(not_revoked("expired"));
+  if (revocations_.entries() >= kMaxEntriesForJtiAlone)
+    return reply(error_response(ApiError::overloaded("too many revocations are in force to take one by jti alone; "
+                                                     "revoke with the token itself",
+                                                     60)));
   // A jti alone revokes only within the caller's own iss: the daemon keeps no list of the jtis it issued.
   Entry e{Kind::jti, client.issuer, (*body)["jti"], std::min(exp, ceiling(now)), 0};
   e.expires = e.at + tolerance_;

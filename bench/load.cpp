@@ -3,6 +3,7 @@
 //
 //   hsmsignd-bench-load --socket PATH [--connections 8] [--seconds 5] [--keyset default] [--pipeline 1]
 //                       [--path /v1/jwt] [--body JSON] [--rate R] [--extended]
+//   (a "%N%" in --body becomes the request's number: 0, 1, 2... so that each request is another one)
 //   hsmsignd-bench-load --socket PATH --idle N [--seconds 5]
 //
 // Closed loop (the default): each connection asks, waits for the answer and asks again (or keeps
@@ -83,10 +84,13 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::string make_request(const Options& o) {
+std::string make_request(const Options& o, const std::string& body) {
   return "POST " + o.path + " HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n" +
-         "Content-Length: " + std::to_string(o.body.size()) + "\r\n\r\n" + o.body;
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
+std::string make_request(const Options& o) { return make_request(o, o.body); }
+
+constexpr std::string_view kCounter = "%N%";
 
 std::runtime_error system_error(const std::string& what) { return std::runtime_error(what + ": " + std::strerror(errno)); }
 
@@ -264,6 +268,14 @@ class Generator {
  private:
   bool open_loop() const { return opt_.rate > 0; }
 
+  std::string next_request() {
+    const std::size_t at = opt_.body.find(kCounter);
+    if (at == std::string::npos) return request_;
+    std::string body = opt_.body;
+    body.replace(at, kCounter.size(), std::to_string(sent_++));
+    return make_request(opt_, body);
+  }
+
   std::size_t in_flight() const {
     std::size_t n = 0;
     for (const auto& c : conns_) n += c.due.size();
@@ -293,7 +305,7 @@ class Generator {
         if (stopping_) break;
         c.due.push_back(now);
       }
-      batch += request_;
+      batch += next_request();
     }
     if (!batch.empty()) send_all(c.fd.get(), batch);
   }
@@ -318,6 +330,7 @@ class Generator {
   std::vector<Connection> conns_;
   std::deque<Clock::time_point> backlog_;  // open loop: due, not yet sent
   Clock::time_point start_, stop_, next_due_;
+  std::uint64_t sent_ = 0;  // requests made so far, for --body's %N%
   Clock::duration interval_{};
   bool stopping_ = false;
   Result result_;

@@ -19,6 +19,7 @@ using revocation::Kind;
 using validation::Reason;
 
 constexpr std::size_t kMaxIdLength = 256;
+constexpr std::size_t kMaxSubLength = 1024;  // as /v1/jwt takes it
 // A jti alone can name tokens that never existed, so an issuer could fill memory with them; a token
 // revoked with the token itself is bounded by what was issued and is always taken.
 constexpr std::size_t kMaxEntriesForJtiAlone = 1'000'000;
@@ -46,11 +47,13 @@ std::optional<ApiError> only(const nlohmann::json& body, std::initializer_list<s
   return std::nullopt;
 }
 
-std::optional<ApiError> id_member(const nlohmann::json& body, const char* name) {
+// A string member of 1 to `longest` bytes.
+std::optional<ApiError> id_member(const nlohmann::json& body, const char* name, std::size_t longest = kMaxIdLength) {
   auto it = body.find(name);
   if (it == body.end()) return ApiError::bad_request(std::string("\"") + name + "\" is required");
-  if (!it->is_string() || it->get_ref<const std::string&>().empty() || it->get_ref<const std::string&>().size() > kMaxIdLength)
-    return ApiError::bad_request(std::string("\"") + name + "\" must be a string of 1 to 256 characters");
+  if (!it->is_string() || it->get_ref<const std::string&>().empty() || it->get_ref<const std::string&>().size() > longest)
+    return ApiError::bad_request(std::string("\"") + name + "\" must be a string of 1 to " + std::to_string(longest) +
+                                 " bytes");
   return std::nullopt;
 }
 
@@ -116,18 +119,7 @@ void TokenApi::verify(const HttpRequest& request, std::string_view route, const 
     }
   }
   metrics_.verification(v.reason);
-  if (v.reason == Reason::alg_not_allowed) {
-    metrics_.algorithm_confusion();
-    const auto kid = v.header.find("kid");
-    const std::string kid_text = kid != v.header.end() && kid->is_string() ? kid->get<std::string>().substr(0, 64) : "";
-    log::warning("alg_confusion", {{"alg", v.alg}, {"kid", kid_text}, {"route", std::string(route)}});
-    auto line = record_for("alg_confusion");
-    auto members = line.add();
-    members.string("alg", v.alg);
-    if (!kid_text.empty()) members.string("kid", kid_text);
-    members.string("route", route);
-    audit_.append(std::move(line));
-  }
+  if (v.reason == Reason::alg_not_allowed) report_confusion(v, route, record_for);
   nlohmann::json answer{{"valid", v.valid()}};
   if (!v.valid()) answer["reason"] = name(v.reason), answer["message"] = v.message;
   if (!v.alg.empty()) answer["alg"] = v.alg;
@@ -141,6 +133,19 @@ void TokenApi::verify(const HttpRequest& request, std::string_view route, const 
   reply(json_response(answer));
 }
 
+void TokenApi::report_confusion(const validation::Verdict& v, std::string_view route, const RecordFor& record_for) {
+  metrics_.algorithm_confusion();
+  const auto kid = v.header.find("kid");
+  const std::string kid_text = kid != v.header.end() && kid->is_string() ? kid->get<std::string>().substr(0, 64) : "";
+  log::warning("alg_confusion", {{"alg", v.alg}, {"kid", kid_text}, {"route", std::string(route)}});
+  auto line = record_for("alg_confusion");
+  auto members = line.add();
+  members.string("alg", v.alg);
+  if (!kid_text.empty()) members.string("kid", kid_text);
+  members.string("route", route);
+  audit_.append(std::move(line));
+}
+
 void TokenApi::revoke(const config::ClientConfig& client, const HttpRequest& request, const RecordFor& record_for,
                       Reply reply) {
   auto body = parse_object(request.body);
@@ -149,7 +154,7 @@ void TokenApi::revoke(const config::ClientConfig& client, const HttpRequest& req
   if (body->contains("jwt")) {
     if (body->size() != 1) return reply(error_response(ApiError::bad_request("give either \"jwt\" or \"jti\" and \"exp\"")));
     if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));
-    return revoke_jwt((*body)["jwt"], &client.issuer, record_for, std::move(reply));
+    return revoke_jwt((*body)["jwt"], &client.issuer, "/v1/revoke", record_for, std::move(reply));
   }
   if (auto e = id_member(*body, "jti")) return reply(error_response(*e));
   if (!body->contains("exp")) return reply(error_response(ApiError::bad_request("\"exp\" is required with \"jti\"")));
@@ -178,12 +183,15 @@ void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_fo
   if (body->contains("jwt")) {
     if (auto e = only(*body, {"jwt"})) return reply(error_response(*e));
     if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));
-    return revoke_jwt((*body)["jwt"], nullptr, record_for, std::move(reply));
+    return revoke_jwt((*body)["jwt"], nullptr, "/v1/admin/revoke", record_for, std::move(reply));
   }
   const auto issuers_of = [&](std::vector<std::string>& out) -> std::optional<ApiError> {
     auto iss = body->find("iss");
     if (iss == body->end()) return out = issuers_, std::nullopt;
-    if (auto e = id_member(*body, "iss")) return e;
+    if (auto e = id_member(*body, "iss", kMaxSubLength)) return e;
+    // A typo must not be answered "revoked" while nothing any client issued is.
+    if (std::find(issuers_.begin(), issuers_.end(), iss->get<std::string>()) == issuers_.end())
+      return ApiError::bad_request("no client issues for iss \"" + iss->get<std::string>().substr(0, 256) + "\"");
     out = {iss->get<std::string>()};
     return std::nullopt;
   };
@@ -204,7 +212,7 @@ void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_fo
     for (const auto& iss : issuers) entries.push_back({Kind::jti, iss, (*body)["jti"], exp, exp + tolerance_});
   } else if (body->contains("sub")) {
     if (auto e = only(*body, {"sub", "iss", "before"}); e) return reply(error_response(*e));
-    if (auto e = id_member(*body, "sub"); e) return reply(error_response(*e));
+    if (auto e = id_member(*body, "sub", kMaxSubLength); e) return reply(error_response(*e));
     if (auto e = issuers_of(issuers); e) return reply(error_response(*e));
     auto at = before();
     if (!at) return reply(error_response(at.error()));
@@ -223,15 +231,16 @@ void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_fo
   store(std::move(entries), record_for, nlohmann::json{{"revoked", std::move(list)}}.dump(), std::move(reply));
 }
 
-void TokenApi::revoke_jwt(const std::string& jwt, const std::string* issuer, const RecordFor& record_for, Reply reply) {
+void TokenApi::revoke_jwt(const std::string& jwt, const std::string* issuer, std::string_view route,
+                          const RecordFor& record_for, Reply reply) {
   const std::int64_t now = now_seconds();
   // The token's identity is wanted even before its nbf: a token not valid yet can still be revoked.
   auto v = validation::validate(jwt, keyring_.view(), {nullptr, std::nullopt, now, tolerance_, false});
   switch (v.reason) {
     case Reason::valid: break;
     case Reason::malformed:
-    case Reason::bad_header:
     case Reason::missing_claim: return reply(error_response(ApiError::bad_request("the token does not parse: " + v.message)));
+    case Reason::alg_not_allowed: report_confusion(v, route, record_for); return reply(not_revoked(name(v.reason)));
     default: return reply(not_revoked(name(v.reason)));  // not ours
   }
   if (issuer && v.facts.iss != *issuer)
@@ -245,9 +254,8 @@ void TokenApi::revoke_jwt(const std::string& jwt, const std::string* issuer, con
 }
 
 void TokenApi::store(std::vector<Entry> entries, const RecordFor& record_for, std::string answer, Reply reply) {
-  // Never acknowledged unless both the store and the audit log can take it.
-  if (!revocations_.up())
-    return reply(error_response(ApiError::unavailable("the revocation store cannot be reached: " + revocations_.down_reason())));
+  // Never acknowledged unless both the store and the audit log take it. A store that is down is still
+  // asked: its failure is the 503, and its success is how an embedded store is seen to work again.
   if (auto failure = audit_.failure(); !failure.empty())
     return reply(error_response(ApiError::unavailable("the audit log cannot be written")));
   std::vector<audit::Record> lines;
@@ -264,7 +272,8 @@ void TokenApi::store(std::vector<Entry> entries, const RecordFor& record_for, st
   }
   revocations_.revoke(std::move(entries), [this, lines = std::move(lines), answer = std::move(answer),
                                            reply = std::move(reply)](bool durable) mutable {
-    if (!durable) return reply(error_response(ApiError::unavailable("the revocation could not be stored")));
+    if (!durable)
+      return reply(error_response(ApiError::unavailable("the revocation could not be stored: " + revocations_.down_reason())));
     auto left = std::make_shared<std::size_t>(lines.size());
     auto ok = std::make_shared<bool>(true);
     for (auto& line : lines) {

@@ -13,6 +13,7 @@
 #include "keyring/keyring.h"
 #include "metrics/metrics.h"
 #include "revocation/revocations.h"
+#include "validation/validator.h"
 
 namespace hsmsignd::api {
 
@@ -31,7 +32,10 @@ class TokenApi {
   void revoke_any(const HttpRequest& request, const RecordFor& record_for, Reply reply);
 
  private:
-  void revoke_jwt(const std::string& jwt, const std::string* issuer, const RecordFor& record_for, Reply reply);
+  void revoke_jwt(const std::string& jwt, const std::string* issuer, std::string_view route, const RecordFor& record_for,
+                  Reply reply);
+  // An alg that is not the key's: counted, logged, and an audit line naming who presented it.
+  void report_confusion(const validation::Verdict& v, std::string_view route, const RecordFor& record_for);
   // Stores the entries, writes their audit lines, then answers `answer`.
   void store(std::vector<revocation::Entry> entries, const RecordFor& record_for, std::string answer, Reply reply);
   std::int64_t ceiling(std::int64_t now) const;  // no token of this daemon expires later

@@ -1,6 +1,7 @@
 #include "revocation/sqlite_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 namespace hsmsignd::revocation {
@@ -19,7 +20,8 @@ SqliteStore::SqliteStore(std::filesystem::path file) : db_(std::move(file)) {
   if (!db_.exec("CREATE TABLE IF NOT EXISTS revocations (kind INTEGER NOT NULL, iss TEXT NOT NULL, name TEXT NOT NULL, "
                 "at INTEGER NOT NULL, expires INTEGER NOT NULL, status_uri TEXT NOT NULL DEFAULT '', "
                 "status_idx INTEGER NOT NULL DEFAULT -1, PRIMARY KEY (kind, iss, name)) WITHOUT ROWID") ||
-      !db_.exec("CREATE INDEX IF NOT EXISTS revocations_expires ON revocations (expires)"))
+      !db_.exec("CREATE INDEX IF NOT EXISTS revocations_expires ON revocations (expires)") ||
+      !db_.exec("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL)"))
     throw std::runtime_error(db_.file().string() + ": " + db_.error());
 }
 
@@ -88,8 +90,26 @@ bool SqliteStore::write(const std::deque<Pending>& batch) {
   }
   upsert.reset();
   if (ok && db_.exec("COMMIT")) return true;
+  // The reason, before ROLLBACK (which fails when SQLite has already rolled back) replaces it.
+  last_error_ = db_.error();
   db_.exec("ROLLBACK");
   return false;
+}
+
+void SqliteStore::probe() {
+  const bool ok = db_.exec("BEGIN IMMEDIATE") && db_.exec("INSERT OR REPLACE INTO probe (id, at) VALUES (1, julianday('now'))") &&
+                  db_.exec("COMMIT");
+  if (!ok) {
+    last_error_ = db_.error();
+    db_.exec("ROLLBACK");
+  }
+  report(ok);
+}
+
+void SqliteStore::report(bool ok) {
+  if (ok != failing_) return;
+  failing_ = !ok;
+  listener_.state(ok, ok ? std::string() : "writing " + db_.file().string() + ": " + last_error_);
 }
 
 void SqliteStore::run() {
@@ -98,24 +118,35 @@ void SqliteStore::run() {
     std::int64_t purge_before = 0;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || purge_before_ != 0; });
+      const auto ready = [&] { return stopping_ || !queue_.empty() || purge_before_ != 0; };
+      // While writes fail, a small write once a second tells when the disk works again, so that the daemon
+      // is seen healthy again without waiting for someone's revocation.
+      if (!failing_) {
+        wake_.wait(lock, ready);
+      } else if (!wake_.wait_for(lock, std::chrono::seconds(1), ready)) {
+        lock.unlock();
+        probe();
+        continue;
+      }
       if (queue_.empty() && purge_before_ == 0) return;  // stopping, and nothing left
       batch.swap(queue_);
       std::swap(purge_before, purge_before_);
     }
     if (!batch.empty()) {
       const bool ok = write(batch);
-      if (ok == failing_) {
-        failing_ = !ok;
-        listener_.state(ok, ok ? std::string() : "writing " + db_.file().string() + ": " + db_.error());
-      }
+      report(ok);
       for (auto& p : batch) p.done(ok);
     }
     if (purge_before != 0) {
-      if (SqliteStatement purge = db_.prepare("DELETE FROM revocations WHERE expires < ?1")) {
+      // Also the store's probe: a disk that refused a write is seen to work again without a revocation.
+      SqliteStatement purge = db_.prepare("DELETE FROM revocations WHERE expires < ?1");
+      bool ok = purge != nullptr;
+      if (ok) {
         sqlite3_bind_int64(purge.get(), 1, purge_before);
-        sqlite3_step(purge.get());
+        ok = sqlite3_step(purge.get()) == SQLITE_DONE;
       }
+      if (!ok) last_error_ = db_.error();
+      report(ok);
     }
   }
 }

@@ -31,6 +31,8 @@ class SqliteStore final : public Store {
   };
   void run();
   bool write(const std::deque<Pending>& batch);
+  void report(bool ok);  // tells the listener when writing starts or stops working
+  void probe();          // a write of nothing that matters, to see whether writing works again
 
   SqliteDb db_;
   Listener listener_;
@@ -41,6 +43,7 @@ class SqliteStore final : public Store {
   std::int64_t purge_before_ = 0;  // a purge asked for and not yet done
   bool stopping_ = false;
   bool failing_ = false;  // the last write failed: the state is down until one works
+  std::string last_error_;
   std::thread thread_;
 };
 

@@ -21,7 +21,8 @@ struct Rules {
   std::optional<std::string> audience{};               // the aud the token must name; none: not checked
   std::int64_t now = 0;                                // unix seconds
   std::int64_t tolerance = 0;                          // seconds of leeway for exp, nbf and iat
-  bool check_times = true;                             // false: exp, nbf and iat are read but not judged
+  // false (revocation): only what names the token is required (iss, jti, exp), and no time is judged.
+  bool full = true;
 };
 
 struct Claims {

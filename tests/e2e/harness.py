@@ -286,9 +286,11 @@ class Daemon:
     """The real hsmsignd on a fresh token in its own tempdir.
 
     keysets: [(name, algorithm)] or [{...keyset table...}]; clients: [client(...)]; server/jwks/token:
-    extra keys for those tables. `config` is the dict written as TOML (edit it, then restart())."""
+    extra keys for those tables; revocation/verify: those tables, absent unless given. `config` is the
+    dict written as TOML (edit it, then restart())."""
 
-    def __init__(self, keysets=(("default", "ES256"),), clients=None, server=None, jwks=None, token=None):
+    def __init__(self, keysets=(("default", "ES256"),), clients=None, server=None, jwks=None, token=None,
+                 revocation=None, verify=None):
         self.workdir = Path(tempfile.mkdtemp(prefix="e2e-"))
         self.process = None
         self.stderr_path = None
@@ -309,6 +311,8 @@ class Daemon:
             "jwks": {"listen": f"127.0.0.1:{self.port}", "file": "run/jwks.json", "max_age": "5m", **(jwks or {})},
             "state": {"dir": "state"},
             "audit": {"file": "log/audit.jsonl"},
+            **({"revocation": revocation} if revocation is not None else {}),
+            **({"verify": verify} if verify is not None else {}),
             "keyset": keysets,
             "client": clients if clients is not None else [client(keysets=[k["name"] for k in keysets])],
         }

@@ -11,7 +11,8 @@ CONFIG_SOURCES = SOURCE_ROOT / "daemon" / "config"
 CONFIGURATION_MD = SOURCE_ROOT / "docs" / "configuration.md"
 # The Section variable each reader calls allow_only() on, and the table it reads.
 TABLE_OF_READER = {"root": "", "token": "token", "server": "server", "jwks": "jwks", "state": "state",
-                   "audit": "audit", "keyset": "keyset", "client": "client"}
+                   "audit": "audit", "revocation": "revocation", "verify": "verify", "keyset": "keyset",
+                   "client": "client"}
 
 
 def accepted_keys():

@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from harness import (ISSUER, SOURCE_ROOT, Daemon, RawClient, UnixHTTPConnection, b64url, b64url_decode, client,
-                     fault_shim, http_request, raw_as_uid, read_response, verify_jws, verify_jwt)
+                     fault_shim, flip_char, http_request, raw_as_uid, read_response, verify_jws, verify_jwt)
 
 SPEC_PATH = SOURCE_ROOT / "docs" / "openapi.yaml"
 REDOCLY = SOURCE_ROOT / "node_modules" / ".bin" / "redocly"
@@ -184,7 +184,8 @@ class OpenApiTest(unittest.TestCase):
         cls.start_daemon()
         try:
             for step in (cls.exercise_successes, cls.exercise_bad_bodies, cls.exercise_forbidden,
-                         cls.exercise_other_methods, cls.exercise_admin, cls.exercise_token_failures,
+                         cls.exercise_other_methods, cls.exercise_admin, cls.exercise_revocation,
+                         cls.exercise_token_failures,
                          cls.exercise_http_errors, cls.exercise_timeouts, cls.exercise_connection_caps,
                          cls.exercise_metrics):
                 try:
@@ -453,6 +454,18 @@ class OpenApiTest(unittest.TestCase):
                 ("/v1/sign", {"digest": b64url(b"\1" * 20)}, True),
                 ("/v1/sign", {"digest": sha256, "keyset": "ed"}, False),  # EdDSA signs messages
                 ("/v1/sign", {"digest": b64url(hashlib.sha384(b"x").digest())}, False),  # ES256 wants 32 bytes
+                ("/v1/revoke", {}, True),
+                ("/v1/revoke", {"jti": "x", "exp": 1, "jwt": "a.b.c"}, True),
+                ("/v1/revoke", {"jti": "x"}, True),
+                ("/v1/revoke", {"jti": "x", "exp": "1"}, True),
+                ("/v1/revoke", {"jti": "x" * 257, "exp": 1}, True),
+                ("/v1/revoke", {"jti": "x", "exp": 1, "iss": "x"}, True),
+                ("/v1/revoke", {"jwt": 5}, True),
+                ("/v1/revoke", {"jwt": "a.b.c"}, False),  # a string, but not a token
+                ("/v1/verify", {}, True),
+                ("/v1/verify", {"jwt": "a.b.c", "extra": 1}, True),
+                ("/v1/verify", {"jwt": 5}, True),
+                ("/v1/verify", {"jwt": "a.b.c", "aud": ["x"]}, True),
         ):
             c("issuer", "POST", target, cls.call("issuer", "POST", target, body), 400, body, schema_rejects=rejects)
         for data in (b"{", b'{"sub": "a", "sub": "b"}', b'{"sub": "\xff"}', b"[]", b'{"sub": "a\x00"}'):
@@ -464,7 +477,8 @@ class OpenApiTest(unittest.TestCase):
         sha256 = b64url(hashlib.sha256(b"x").digest())
         requests = [("POST", "/v1/jwt", {"sub": "user:1"}), ("POST", "/v1/jws", {"payload": "eA"}),
                     ("POST", "/v1/sign", {"digest": sha256}), ("GET", "/v1/keys", None),
-                    ("GET", "/.well-known/jwks.json", None), ("GET", "/healthz", None), ("GET", "/metrics", None)]
+                    ("GET", "/.well-known/jwks.json", None), ("GET", "/healthz", None), ("GET", "/metrics", None),
+                    ("POST", "/v1/revoke", {"jti": "x", "exp": 1}), ("POST", "/v1/verify", {"jwt": "a.b.c"})]
         for (method, target, body), answer in zip(requests, cls.pipelined_as(NOBODY, "issuer", requests)):
             c("issuer", method, target, answer, 403, what="not a client")
         for target, body in (("/v1/jwt", {"sub": "u", "aud": "evil"}), ("/v1/jwt", {"sub": "u", "keyset": "nope"}),
@@ -473,7 +487,8 @@ class OpenApiTest(unittest.TestCase):
             c("issuer", "POST", target, cls.call("issuer", "POST", target, body), 403, body, what="policy")
         # The limited client: a sub outside its subjects, then over its max_rate of 1/m on each signing route.
         requests = [("POST", "/v1/jwt", {"sub": "admin"}), ("POST", "/v1/jwt", {"sub": "user:1"}),
-                    ("POST", "/v1/jws", {"payload": "eA"}), ("POST", "/v1/sign", {"digest": sha256})]
+                    ("POST", "/v1/jws", {"payload": "eA"}), ("POST", "/v1/sign", {"digest": sha256}),
+                    ("POST", "/v1/revoke", {"jti": "x", "exp": int(time.time()) + 60})]  # revocations count too
         answers = cls.pipelined_as(LIMITED, "issuer", requests)
         c("issuer", "POST", "/v1/jwt", answers[0], 403, requests[0][2], what="subjects")
         for (method, target, body), answer in zip(requests[1:], answers[1:]):
@@ -485,7 +500,8 @@ class OpenApiTest(unittest.TestCase):
         admin = cls.address["admin"]
         requests = [("POST", "/v1/admin/rotate", {"keyset": "default"}), ("POST", "/v1/admin/retire", {"kid": "x"}),
                     ("POST", "/v1/admin/destroy", {"kid": "x"}), ("POST", "/v1/admin/checkpoint", None),
-                    ("GET", "/v1/admin/custody", None)]
+                    ("GET", "/v1/admin/custody", None), ("POST", "/v1/admin/revoke", {"jti": "x"}),
+                    ("POST", "/v1/admin/verify", {"jwt": "a.b.c"})]
         os.chmod(admin, 0o666)
         try:
             answers = cls.pipelined_as(NOBODY, "admin", requests)
@@ -570,6 +586,84 @@ class OpenApiTest(unittest.TestCase):
         cls.faults.set("fail C_Sign CKR_HOST_MEMORY 1")
         a("POST", "/v1/admin/checkpoint", None, 503)
         cls.faults.clear()
+
+    @classmethod
+    def exercise_revocation(cls):
+        """/v1/revoke and /v1/verify, and their admin twins: both bodies, both verdicts, the refusals, and
+        503 while the audit log cannot be written (the embedded store cannot be made unreachable: the 503
+        of an unreachable Redis is for the Redis tests)."""
+        c, a = cls.check, cls.admin
+        jwks = cls.call("public", "GET", "/.well-known/jwks.json").body.decode()
+        token = lambda sub: cls.call("issuer", "POST", "/v1/jwt", {"sub": sub}).json
+        t, t2, t3, t4 = token("svc:revoke-1"), token("svc:revoke-2"), token("svc:revoke-3"), token("svc:revoke-4")
+        verify_jwt(t["jwt"], jwks, "ES256")
+
+        def verdict(listener, body, valid, reason=None, what=""):
+            target = "/v1/verify" if listener == "issuer" else "/v1/admin/verify"
+            answer = c(listener, "POST", target, cls.call(listener, "POST", target, body), 200, body, what=what)
+            if answer.status == 200 and (answer.json.get("valid"), answer.json.get("reason")) != (valid, reason):
+                cls.problems.append(f"{target} {what}: {answer.body[:200]!r}, expected valid {valid} reason {reason}")
+
+        def revoke(body, expect, answer_expected=None, what=""):
+            answer = c("issuer", "POST", "/v1/revoke", cls.call("issuer", "POST", "/v1/revoke", body), expect, body,
+                       what=what)
+            if answer_expected is not None and answer.status == 200 and answer.json != answer_expected:
+                cls.problems.append(f"/v1/revoke {what}: {answer.body!r}, expected {answer_expected}")
+
+        for listener in ("issuer", "admin"):
+            verdict(listener, {"jwt": t["jwt"]}, True, what="valid")
+            verdict(listener, {"jwt": t["jwt"], "aud": "api-gateway"}, True, what="valid for its aud")
+            verdict(listener, {"jwt": t["jwt"], "aud": "payments"}, False, "wrong_audience")
+            verdict(listener, {"jwt": "not a token"}, False, "malformed")
+        head, payload, signature = t["jwt"].split(".")
+        forged = head + "." + payload + "." + flip_char(signature, 8)
+        verdict("issuer", {"jwt": forged}, False, "bad_signature")
+        revoke({"jwt": t["jwt"]}, 200, {"revoked": True, "kind": "jti", "iss": ISSUER, "jti": t["jti"], "exp": t["exp"]},
+               what="the token")
+        verdict("issuer", {"jwt": t["jwt"]}, False, "revoked")
+        verdict("admin", {"jwt": t["jwt"]}, False, "revoked")
+        revoke({"jti": t2["jti"], "exp": t2["exp"]}, 200,
+               {"revoked": True, "kind": "jti", "iss": ISSUER, "jti": t2["jti"], "exp": t2["exp"]}, what="its jti")
+        revoke({"jwt": forged}, 200, {"revoked": False, "reason": "bad_signature"}, what="forged")
+        revoke({"jti": "gone", "exp": 1}, 200, {"revoked": False, "reason": "expired"}, what="expired")
+        # The daemon's signature (POST /v1/jws signs any payload) over another issuer's claims: 403.
+        claims = json.loads(b64url_decode(payload))
+        claims["iss"] = "https://someone-else.example"
+        foreign = cls.call("issuer", "POST", "/v1/jws", {"payload": b64url(json.dumps(claims).encode())}).json["jws"]
+        revoke({"jwt": foreign}, 403, what="another issuer's")
+
+        a("POST", "/v1/admin/revoke", {"jwt": t3["jwt"]}, 200)
+        a("POST", "/v1/admin/revoke", {"jti": "q67yXCLpxacFyq54Uc_D3g"}, 200)
+        a("POST", "/v1/admin/revoke", {"jti": t4["jti"], "iss": ISSUER, "exp": t4["exp"]}, 200)
+        a("POST", "/v1/admin/revoke", {"sub": "svc:revoke-9", "iss": ISSUER}, 200)
+        a("POST", "/v1/admin/revoke", {"sub": "svc:revoke-9", "before": int(time.time()) - 60}, 200)
+        a("POST", "/v1/admin/revoke", {"keyset": "kept"}, 200)
+        a("POST", "/v1/admin/revoke", {"keyset": "nope"}, 404)
+        a("POST", "/v1/admin/revoke", {"sub": "x", "before": int(time.time()) + 3600}, 400, what="before in the future")
+        a("POST", "/v1/admin/revoke", {"jwt": "a.b.c"}, 400, what="not a token")
+        a("POST", "/v1/admin/revoke", {}, 400, schema_rejects=True)
+        a("POST", "/v1/admin/revoke", {"sub": "x", "keyset": "kept"}, 400, schema_rejects=True)
+        a("POST", "/v1/admin/revoke", {"sub": 5}, 400, schema_rejects=True)
+        a("POST", "/v1/admin/revoke", {"keyset": "kept", "iss": ISSUER}, 400, schema_rejects=True)
+        a("POST", "/v1/admin/revoke", b"{", 400)
+        a("POST", "/v1/admin/verify", {"jwt": 5}, 400, schema_rejects=True)
+        a("POST", "/v1/admin/verify", {}, 400, schema_rejects=True)
+        a("POST", "/v1/admin/verify", b"[]", 400)
+
+        # The audit log cannot be written: nothing is acknowledged.
+        from test_audit import prlimit_fsize
+        log = cls.daemon.workdir / cls.daemon.config["audit"]["file"]
+        pid = cls.daemon.process.pid
+        prlimit_fsize(pid, log.stat().st_size + 64)
+        try:
+            revoke({"jti": "during-outage", "exp": int(time.time()) + 60}, 503, what="audit log unwritable")
+            a("POST", "/v1/admin/revoke", {"jti": "during-outage"}, 503, what="audit log unwritable")
+        finally:
+            prlimit_fsize(pid, "unlimited")
+        deadline = time.monotonic() + 10
+        while cls.call("issuer", "GET", "/healthz").json != {"status": "ok"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        revoke({"jti": "after-outage", "exp": int(time.time()) + 60}, 200, what="the log is writable again")
 
     @classmethod
     def exercise_token_failures(cls):
@@ -733,7 +827,8 @@ class OpenApiTest(unittest.TestCase):
         never = sorted((route, status) for route, status in self.counted if status not in statuses)
         self.assertEqual(never, [], "hsmsignd_requests_total counts statuses the daemon never answered")
         self.assertIn(("jwks", 304), self.counted, "the JWK Set's 304s are not counted as 304")
-        expected = {("jwt", 200), ("jwt", 403), ("jwt", 429), ("admin", 404), ("healthz", 503)}
+        expected = {("jwt", 200), ("jwt", 403), ("jwt", 429), ("admin", 404), ("healthz", 503), ("revoke", 200),
+                    ("revoke", 403), ("revoke", 429), ("revoke", 503), ("verify", 200), ("verify", 400)}
         self.assertEqual(expected - self.counted, set(), sorted(self.counted))
 
     def test_the_validation_can_fail(self):

@@ -1,4 +1,7 @@
 // hsmsignctl: the operator and issuer command line. See `hsmsignctl --help`.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -10,6 +13,7 @@
 
 #include "audit/chain.h"
 #include "audit/verify_chain.h"
+#include "common/rfc3339.h"
 #include "config/config.h"
 #include "custody/custody_html.h"
 #include "custody/custody_report.h"
@@ -44,6 +48,17 @@ commands:
   custody [--json] [--html FILE]
                  the custody report, read from the token itself (needs the configuration and its PIN)
                  and the audit log
+  revoke TOKEN | revoke --jti JTI [--iss ISS] [--exp TIME]
+         | revoke --sub SUB [--iss ISS] [--before TIME] | revoke --keyset NAME [--before TIME]
+                 admin: revoke one token (TOKEN "-" reads it from stdin), a jti (without --iss: of every
+                 configured issuer; until --exp, default now + the longest max_ttl), every token of a
+                 subject or of a keyset issued before TIME (default now); prints one line per entry
+                 stored; exit 1 when the daemon refused or stored nothing (a token not its own, expired).
+                 TIME is RFC 3339 (2026-12-02T10:00:00Z, 2026-12-02T11:00:00+01:00) or unix seconds
+  verify TOKEN [--aud AUD] [--json]
+                 admin: check a token (TOKEN "-" reads it from stdin): its header, claims, key and the
+                 key's state, whether it is revoked, and the first check it fails; --json prints the
+                 daemon's answer as it is; exit 0 valid, 1 invalid or refused
   audit verify [--key FILE.key.jwk] FILE...
                  check an audit log (or rotated files, oldest first): the hash chain, seq, and every
                  checkpoint's signature; exit 1 naming the first line that breaks it
@@ -286,6 +301,196 @@ int cmd_audit(Args& args) {
   return 0;
 }
 
+// A token argument: "-" reads it from stdin (surrounding blanks and newlines dropped).
+std::string token_argument(std::string word) {
+  if (word == "-") {
+    std::string all, line;
+    while (std::getline(std::cin, line)) all += line;
+    word = all;
+  }
+  const auto first = word.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw UsageError("the token is empty");
+  word = word.substr(first, word.find_last_not_of(" \t\r\n") - first + 1);
+  return word;
+}
+
+// Unix seconds, or RFC 3339 ("2026-12-02T10:00:00Z", a fraction and a +hh:mm offset allowed).
+std::int64_t parse_time(const std::string& option, const std::string& text) {
+  const auto bad = [&] {
+    return UsageError(option + " takes unix seconds or an RFC 3339 time (2026-12-02T10:00:00Z), not \"" + text + "\"");
+  };
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+    if (text.size() > 12) throw bad();
+    return std::stoll(text);
+  }
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)
+  auto digits = [&](std::size_t at, std::size_t n) {
+    if (at + n > text.size()) throw bad();
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') throw bad();
+      v = v * 10 + (text[i] - '0');
+    }
+    return v;
+  };
+  auto expect = [&](std::size_t at, const char* any) {
+    if (at >= text.size() || text[at] == '\0' || !std::strchr(any, text[at])) throw bad();
+  };
+  const int year = digits(0, 4);
+  expect(4, "-");
+  const unsigned month = digits(5, 2);
+  expect(7, "-");
+  const unsigned day = digits(8, 2);
+  expect(10, "Tt ");
+  const int hour = digits(11, 2);
+  expect(13, ":");
+  const int minute = digits(14, 2);
+  expect(16, ":");
+  const int second = digits(17, 2);
+  std::size_t at = 19;
+  if (at < text.size() && text[at] == '.') {
+    ++at;
+    const std::size_t start = at;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') ++at;
+    if (at == start) throw bad();
+  }
+  int offset = 0;
+  if (at < text.size() && (text[at] == 'Z' || text[at] == 'z') && at + 1 == text.size()) {
+    offset = 0;
+  } else if (at < text.size() && (text[at] == '+' || text[at] == '-') && at + 6 == text.size()) {
+    const int sign = text[at] == '+' ? 1 : -1;
+    const int oh = digits(at + 1, 2);
+    expect(at + 3, ":");
+    const int om = digits(at + 4, 2);
+    if (oh > 23 || om > 59) throw bad();
+    offset = sign * (oh * 3600 + om * 60);
+  } else {
+    throw bad();
+  }
+  const std::chrono::year_month_day date{std::chrono::year{year}, std::chrono::month{month}, std::chrono::day{day}};
+  if (!date.ok() || hour > 23 || minute > 59 || second > 60) throw bad();
+  const auto days = std::chrono::sys_days{date}.time_since_epoch().count();
+  return static_cast<std::int64_t>(days) * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) - offset;
+}
+
+std::string time_text(const json& v) {
+  if (!v.is_number_integer()) return v.dump();
+  return hsmsignd::rfc3339(std::chrono::sys_seconds{std::chrono::seconds{v.get<std::int64_t>()}});
+}
+
+// One line per entry stored, as /v1/admin/revoke lists them.
+void print_entry(const json& e) {
+  const std::string kind = e.value("kind", "?");
+  const std::string name = e.value("name", "");
+  const std::string iss = e.contains("iss") && e["iss"].is_string() ? e["iss"].get<std::string>() : "";
+  const std::string until = e.contains("expires") ? "; kept until " + time_text(e["expires"]) : "";
+  if (kind == "jti")
+    std::printf("revoked jti %s of %s (exp %s%s)\n", name.c_str(), iss.c_str(), time_text(e.value("at", json())).c_str(),
+                until.c_str());
+  else if (kind == "subject")
+    std::printf("revoked subject %s of %s: tokens issued before %s%s\n", name.c_str(), iss.c_str(),
+                time_text(e.value("at", json())).c_str(), until.c_str());
+  else if (kind == "keyset")
+    std::printf("revoked keyset %s: tokens issued before %s%s\n", name.c_str(), time_text(e.value("at", json())).c_str(),
+                until.c_str());
+  else
+    std::printf("revoked %s\n", e.dump().c_str());
+}
+
+int cmd_revoke(Args& args, const std::filesystem::path& admin) {
+  json body = json::object();
+  std::optional<std::string> form;  // the option that chose the form
+  auto choose = [&](const std::string& which) {
+    if (form && *form != which) throw UsageError("revoke takes one of TOKEN, --jti, --sub and --keyset, not " + *form + " and " + which);
+    form = which;
+  };
+  while (!args.done()) {
+    const std::string word = args.take("option");
+    if (word == "--jti" || word == "--sub" || word == "--keyset") {
+      choose(word);
+      body[word.substr(2)] = args.take(word);
+    } else if (word == "--iss") {
+      body["iss"] = args.take("--iss");
+    } else if (word == "--exp" || word == "--before") {
+      body[word.substr(2)] = parse_time(word, args.take(word));
+    } else if (word.starts_with("--")) {
+      throw UsageError("revoke: unknown option " + word);
+    } else {
+      choose("TOKEN");
+      body["jwt"] = token_argument(word);
+    }
+  }
+  if (!form) throw UsageError("revoke needs a TOKEN, --jti, --sub or --keyset");
+  const auto allowed = [&](std::initializer_list<const char*> names) {
+    for (const auto& [key, value] : body.items()) {
+      bool ok = false;
+      for (const char* n : names) ok = ok || key == n;
+      if (!ok) throw UsageError("revoke " + *form + " does not take --" + (key == "jwt" ? std::string("TOKEN") : key));
+    }
+  };
+  if (*form == "TOKEN") allowed({"jwt"});
+  else if (*form == "--jti") allowed({"jti", "iss", "exp"});
+  else if (*form == "--sub") allowed({"sub", "iss", "before"});
+  else allowed({"keyset", "before"});
+  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/revoke", body.dump());
+  if (a.status != 200) return report(a);
+  const json answer = json::parse(a.body);
+  const json& revoked = answer.at("revoked");
+  if (revoked.is_array()) {
+    for (const auto& e : revoked) print_entry(e);
+    return revoked.empty() ? 1 : 0;
+  }
+  if (revoked.is_boolean() && revoked.get<bool>()) {  // the token form, as /v1/revoke answers it
+    print_entry({{"kind", answer.value("kind", "jti")}, {"name", answer.value("jti", "")}, {"iss", answer.value("iss", "")},
+                 {"at", answer.value("exp", json())}});
+    return 0;
+  }
+  std::fprintf(stderr, "hsmsignctl: not revoked: %s\n", answer.value("reason", "?").c_str());
+  return 1;
+}
+
+int cmd_verify(Args& args, const std::filesystem::path& admin) {
+  json body = json::object();
+  bool as_json = false;
+  while (!args.done()) {
+    const std::string word = args.take("option");
+    if (word == "--aud") body["aud"] = args.take("--aud");
+    else if (word == "--json") as_json = true;
+    else if (word.starts_with("--")) throw UsageError("verify: unknown option " + word);
+    else if (body.contains("jwt")) throw UsageError("verify takes one TOKEN");
+    else body["jwt"] = token_argument(word);
+  }
+  if (!body.contains("jwt")) throw UsageError("verify needs a TOKEN");
+  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/verify", body.dump());
+  if (a.status != 200) return report(a);
+  const json answer = json::parse(a.body);
+  const bool valid = answer.value("valid", false);
+  if (as_json) {
+    std::cout << a.body << (a.body.ends_with("\n") ? "" : "\n");
+    return valid ? 0 : 1;
+  }
+  auto text = [&](const char* name) {
+    return answer.contains(name) && answer[name].is_string() ? answer[name].get<std::string>() : std::string();
+  };
+  if (answer.contains("header")) std::cout << "header: " << answer["header"].dump(2) << "\n";
+  if (answer.contains("claims")) std::cout << "claims: " << answer["claims"].dump(2) << "\n";
+  if (!text("kid").empty()) {
+    if (!text("keyset").empty())
+      std::cout << "key: " << text("kid") << " (" << text("keyset") << ", " << (text("state").empty() ? "?" : text("state")) << ")\n";
+    else
+      std::cout << "key: " << text("kid") << " (not a key of this daemon)\n";
+  }
+  const std::string reason = text("reason");
+  // The revocation is the last check: before it, the answer does not say.
+  if (valid) std::cout << "revoked: no\n";
+  else if (reason == "revoked") std::cout << "revoked: yes\n";
+  else if (reason == "revocation_unavailable") std::cout << "revoked: unknown (the revocation store cannot be reached)\n";
+  else std::cout << "revoked: not checked (an earlier check failed)\n";
+  if (valid) std::cout << "valid\n";
+  else std::cout << "INVALID: " << reason << ": " << text("message") << "\n";
+  return valid ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -307,7 +512,8 @@ int main(int argc, char** argv) {
     const std::string command = args.take("command");
     if (command == "audit") return cmd_audit(args);
     if (command == "custody") return cmd_custody(args, config_path.value_or("/etc/hsmsignd/hsmsignd.toml"));
-    const bool admin = command == "rotate" || command == "retire" || command == "checkpoint" ||
+    const bool admin = command == "rotate" || command == "retire" || command == "checkpoint" || command == "revoke" ||
+                       command == "verify" ||
                        (command == "keys" && !args.done() && (args.words[args.next] == "generate" || args.words[args.next] == "destroy"));
     if ((admin && !admin_socket) || (!admin && !socket)) {
       const auto config = hsmsignd::config::load(config_path.value_or("/etc/hsmsignd/hsmsignd.toml"));
@@ -317,6 +523,8 @@ int main(int argc, char** argv) {
     if (command == "rotate") return cmd_rotate(args, *admin_socket);
     if (command == "retire") return cmd_retire(args, *admin_socket);
     if (command == "checkpoint") return cmd_checkpoint(args, *admin_socket);
+    if (command == "revoke") return cmd_revoke(args, *admin_socket);
+    if (command == "verify") return cmd_verify(args, *admin_socket);
     if (command == "jwt") return cmd_jwt(args, *socket);
     if (command == "keys") return cmd_keys(args, socket.value_or(""), admin_socket.value_or(""));
     if (command == "jwks") return cmd_jwks(args, *socket);

@@ -57,10 +57,13 @@ std::optional<ApiError> id_member(const nlohmann::json& body, const char* name, 
   return std::nullopt;
 }
 
+// Unix seconds up to the year 9999: later is a mistake, and sums with it could overflow.
+constexpr std::int64_t kLatestInstant = 253'402'300'799;
+
 std::optional<ApiError> time_member(const nlohmann::json& body, const char* name) {
   auto it = body.find(name);
-  if (it != body.end() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
-    return ApiError::bad_request(std::string("\"") + name + "\" must be unix seconds (an integer)");
+  if (it != body.end() && !(it->is_number_unsigned() && it->get<std::uint64_t>() <= kLatestInstant))
+    return ApiError::bad_request(std::string("\"") + name + "\" must be unix seconds (an integer from 0 to 253402300799)");
   return std::nullopt;
 }
 

@@ -32,9 +32,12 @@ bool read_string(const nlohmann::json& claims, const char* name, std::string& ou
   return true;
 }
 
+// Unix seconds from 0 to the year 9999: a token of /v1/jws carries whatever its client wrote, and sums with
+// a larger value could overflow.
 bool read_time(const nlohmann::json& claims, const char* name, std::int64_t& out) {
+  constexpr std::uint64_t kLatestInstant = 253'402'300'799;
   auto it = claims.find(name);
-  if (it == claims.end() || !it->is_number_integer()) return false;
+  if (it == claims.end() || !it->is_number_unsigned() || it->get<std::uint64_t>() > kLatestInstant) return false;
   out = it->get<std::int64_t>();
   return true;
 }
@@ -113,13 +116,13 @@ Verdict validate(std::string_view jwt, std::shared_ptr<const keyring::View> view
   // What names the token comes first: a revocation needs it and nothing else.
   if (!read_string(v.claims, "iss", c.iss)) return fail(v, Reason::missing_claim, "no string iss");
   if (!read_string(v.claims, "jti", c.jti) || c.jti.empty()) return fail(v, Reason::missing_claim, "no string jti");
-  if (!read_time(v.claims, "exp", c.exp)) return fail(v, Reason::missing_claim, "no integer exp");
+  if (!read_time(v.claims, "exp", c.exp)) return fail(v, Reason::missing_claim, "no exp (unix seconds)");
   read_status(v.claims, c);
   if (!rules.full) return v;
   if (!read_string(v.claims, "sub", c.sub)) return fail(v, Reason::missing_claim, "no string sub");
   if (!read_audience(v.claims, c.aud)) return fail(v, Reason::missing_claim, "no aud (a string or strings)");
-  if (!read_time(v.claims, "nbf", c.nbf)) return fail(v, Reason::missing_claim, "no integer nbf");
-  if (!read_time(v.claims, "iat", c.iat)) return fail(v, Reason::missing_claim, "no integer iat");
+  if (!read_time(v.claims, "nbf", c.nbf)) return fail(v, Reason::missing_claim, "no nbf (unix seconds)");
+  if (!read_time(v.claims, "iat", c.iat)) return fail(v, Reason::missing_claim, "no iat (unix seconds)");
   if (rules.issuers && std::find(rules.issuers->begin(), rules.issuers->end(), c.iss) == rules.issuers->end())
     return fail(v, Reason::wrong_issuer, "no client of this daemon issues for iss \"" + c.iss.substr(0, 256) + "\"");
   if (rules.audience && std::find(c.aud.begin(), c.aud.end(), *rules.audience) == c.aud.end())

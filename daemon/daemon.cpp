@@ -31,6 +31,7 @@
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "revocation/revocations.h"
+#include "revocation/redis_store.h"
 #include "revocation/sqlite_store.h"
 #include "status_list/status_lists.h"
 #include "module.h"
@@ -131,13 +132,29 @@ std::string file_sha256(const std::filesystem::path& path) {
   return jose::base64url_encode(crypto::sha256(as_bytes(content)));
 }
 
+// The Redis password: the file's first line, never logged. No file: no AUTH.
+std::string redis_password(const std::filesystem::path& file) {
+  if (file.empty()) return {};
+  std::ifstream in(file);
+  std::string password;
+  if (!in || !std::getline(in, password)) throw std::runtime_error("cannot read the Redis password from " + file.string());
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  return password;
+}
+
 std::unique_ptr<revocation::Revocations> open_revocations(const config::Config& config) {
   try {
     std::unique_ptr<revocation::Store> store;
     // The state folder holds what must survive restarts; it is the daemon's own (StateDirectory=).
     std::filesystem::create_directories(config.state.dir);
     std::filesystem::permissions(config.state.dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
-    store = std::make_unique<revocation::SqliteStore>(config.state.dir / "revocations.sqlite3");
+    if (config.revocation.redis.empty()) {
+      store = std::make_unique<revocation::SqliteStore>(config.state.dir / "revocations.sqlite3");
+    } else {
+      store = std::make_unique<revocation::RedisStore>(*revocation::parse_redis_address(config.revocation.redis).address,
+                                                       redis_password(config.revocation.redis_password_file),
+                                                       config.verify.clock_tolerance.count(), config.longest_ttl().count());
+    }
     return std::make_unique<revocation::Revocations>(std::move(store), config.revocation.fail_open_for);
   } catch (const std::exception& e) {
     throw StartupError(1, std::string("the revocation store: ") + e.what());

@@ -37,6 +37,12 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
   auto snapshot = s_.status_lists->find(id);
   const config::KeysetConfig* keyset = snapshot ? s_.config.keyset(snapshot->keyset) : nullptr;
   if (keyset == nullptr) return reply(error_response(ApiError::not_found("no status list " + std::string(id.substr(0, 128)))));
+  const std::string list_id(id);
+  if (!signed_lists_.start_signing(list_id)) {
+    // Another request is signing this list: the token before it is still valid, or there is none yet.
+    if (auto last = signed_lists_.last(id)) return reply(list_response(request, *last, ttl));
+    return reply(error_response(ApiError::overloaded("the status list is being signed", 1)));
+  }
   const std::int64_t iat =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string payload;
@@ -56,7 +62,8 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
   record.add().string("operation", "statuslist").string("uri", snapshot->uri);
   sign_with(
       *keyset, false, std::move(record),
-      [this, request, ttl, reply](HttpResponse r) {
+      [this, request, list_id, reply](HttpResponse r) {
+        signed_lists_.finished(list_id);
         if (r.status == 200 && !request.if_none_match.empty() && none_match_fails(request.if_none_match, r.etag)) {
           r.status = 304;
           r.body.clear();
@@ -68,7 +75,7 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
         r.add().string("digest", jose::base64url_encode(crypto::sha256(as_bytes(input))));
         return input;
       },
-      [this, id = std::string(id), version = snapshot->version, steady_now, ttl](
+      [this, id = list_id, version = snapshot->version, steady_now, ttl](
           const keyring::Key&, const std::string& input, const Bytes& signature) {
         status_list::SignedList signed_list{version, jose::compact(input, signature), {}, steady_now};
         signed_list.etag = "\"" + jose::base64url_encode(crypto::sha256(as_bytes(signed_list.token))) + "\"";

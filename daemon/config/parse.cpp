@@ -47,13 +47,16 @@ Config parse(std::string_view text, const std::filesystem::path& file) {
   config.audit = read_audit(root);
   config.revocation = read_revocation(root);
   config.verify = read_verify(root);
-  if (config.revocation.status_list && config.revocation.status_list_uri.empty()) {
+  if (config.revocation.status_list) {
+    // The JWKS listener serves the lists (status_list_uri is what a proxy in front of it publishes).
     if (config.jwks.listen.empty())
-      root.fail("revocation", "status_list_uri is required when [jwks] listen is off: it says where the lists are served");
-    config.revocation.status_list_uri = "http://" + config.jwks.listen + "/statuslists";
+      root.fail("revocation", "status_list needs the [jwks] listener, which serves the lists; it is off");
+    if (config.revocation.status_list_uri.empty())
+      config.revocation.status_list_uri = "http://" + config.jwks.listen + "/statuslists";
   }
   config.keysets = read_keysets(root);
   config.clients = read_clients(root, config.keysets);
+  check_shared_issuers(root, config);
   check_lifecycle(root, config);
   return config;
 }

@@ -2,22 +2,12 @@
 #include <cstdlib>
 
 #include "config/sections.h"
+#include "revocation/redis_address.h"
 
 namespace hsmsignd::config {
 namespace {
 
 constexpr Duration kLongestTolerance{300};
-
-bool is_redis_address(std::string_view a) {
-  if (a.starts_with("unix:")) return a.size() > 6 && a[5] == '/';
-  if (!a.starts_with("tcp://")) return false;
-  const std::size_t colon = a.rfind(':');
-  if (colon <= 6 || colon + 1 >= a.size()) return false;
-  const std::string_view port = a.substr(colon + 1);
-  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
-  const long n = std::strtol(std::string(port).c_str(), nullptr, 10);
-  return n >= 1 && n <= 65535;
-}
 
 }  // namespace
 
@@ -28,8 +18,9 @@ RevocationConfig read_revocation(const Section& root) {
   revocation->allow_only({"redis", "redis_password_file", "fail_open_for", "status_list", "status_list_uri",
                            "status_list_ttl", "status_list_window"});
   if (std::optional<std::string> redis = revocation->string("redis")) {
-    if (!is_redis_address(*redis))
-      revocation->fail("redis", "must be \"unix:/absolute/path\" or \"tcp://host:port\", not \"" + *redis + "\"");
+    // The value is not quoted back: a password pasted into it must not reach a log.
+    if (auto parsed = revocation::parse_redis_address(*redis); !parsed.address)
+      revocation->fail("redis", "must be \"unix:/absolute/path\" or \"tcp://host:port\": " + parsed.error);
     out.redis = *redis;
   }
   if (std::optional<std::filesystem::path> file = revocation->path("redis_password_file")) {
@@ -56,6 +47,17 @@ RevocationConfig read_revocation(const Section& root) {
   if (out.status_list_window < Duration{60} || out.status_list_window > Duration{86400})
     revocation->fail("status_list_window", "must be from 1m to 1d");
   return out;
+}
+
+void check_shared_issuers(const Section& root, const Config& config) {
+  if (config.revocation.redis.empty()) return;
+  // hsmsignd:revoked:<iss>:<jti> cannot be split back: issuers "https://a" and "https://a:8443" would name
+  // each other's tokens (jti "8443:x" of the one is jti "x" of the other) for verifiers reading the keys.
+  for (const ClientConfig& a : config.clients)
+    for (const ClientConfig& b : config.clients)
+      if (a.issuer != b.issuer && b.issuer.starts_with(a.issuer + ":"))
+        root.fail("revocation", "the issuers \"" + a.issuer + "\" (client \"" + a.name + "\") and \"" + b.issuer + "\" (client \"" +
+                                    b.name + "\") would share Redis keys: one followed by ':' begins the other");
 }
 
 VerifyConfig read_verify(const Section& root) {

@@ -16,6 +16,8 @@ StateConfig read_state(const Section& root);
 AuditConfig read_audit(const Section& root);
 RevocationConfig read_revocation(const Section& root);
 VerifyConfig read_verify(const Section& root);
+// Needs the clients: on Redis, no issuer may be another one's prefix followed by ':'.
+void check_shared_issuers(const Section& root, const Config& config);
 std::vector<KeysetConfig> read_keysets(const Section& root);
 // Needs the keysets: a client may only name keysets that exist.
 std::vector<ClientConfig> read_clients(const Section& root, const std::vector<KeysetConfig>& keysets);

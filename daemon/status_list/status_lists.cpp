@@ -1,5 +1,6 @@
 #include "status_list/status_lists.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "status_list/encoding.h"
@@ -17,9 +18,9 @@ StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::
                          std::int64_t now)
     : db_(std::move(file)), base_uri_(std::move(base_uri)), window_(window), lifetime_(lifetime) {
   if (!db_.exec("CREATE TABLE IF NOT EXISTS status_lists (keyset TEXT NOT NULL, window_start INTEGER NOT NULL, "
-                "reserved INTEGER NOT NULL, PRIMARY KEY (keyset, window_start)) WITHOUT ROWID"))
+                "reserved INTEGER NOT NULL, retires INTEGER NOT NULL, PRIMARY KEY (keyset, window_start)) WITHOUT ROWID"))
     throw std::runtime_error(db_.file().string() + ": " + db_.error());
-  SqliteStatement all = db_.prepare("SELECT keyset, window_start, reserved FROM status_lists");
+  SqliteStatement all = db_.prepare("SELECT keyset, window_start, reserved, retires FROM status_lists");
   if (!all) throw std::runtime_error(db_.file().string() + ": " + db_.error());
   while (sqlite3_step(all.get()) == SQLITE_ROW) {
     List l;
@@ -28,6 +29,7 @@ StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::
     // Indices below the reservation may have been handed out before a crash: go on after it.
     l.next = l.reserved = sqlite3_column_int64(all.get(), 2);
     l.bytes.assign(static_cast<std::size_t>((l.reserved + 7) / 8), 0);
+    l.retires = sqlite3_column_int64(all.get(), 3);
     lists_.emplace(id_of(l.keyset, l.window_start), std::move(l));
   }
   all.reset();
@@ -36,18 +38,25 @@ StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::
 
 bool StatusLists::reserve(List& list) {
   SqliteStatement up = db_.prepare(
-      "INSERT INTO status_lists (keyset, window_start, reserved) VALUES (?1, ?2, ?3) "
-      "ON CONFLICT (keyset, window_start) DO UPDATE SET reserved = excluded.reserved");
+      "INSERT INTO status_lists (keyset, window_start, reserved, retires) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT (keyset, window_start) DO UPDATE SET reserved = excluded.reserved, retires = excluded.retires");
   if (!up) return false;
   SqliteDb::bind_text(up.get(), 1, list.keyset);
   sqlite3_bind_int64(up.get(), 2, list.window_start);
   sqlite3_bind_int64(up.get(), 3, list.reserved + kBlock);
+  // Kept with the list: a shorter window or max_ttl after a restart must not retire it before its tokens.
+  const std::int64_t retires = std::max(list.retires, retire_time(list));
+  sqlite3_bind_int64(up.get(), 4, retires);
   if (sqlite3_step(up.get()) != SQLITE_DONE) return false;
+  list.retires = retires;
   list.reserved += kBlock;
   list.bytes.resize(static_cast<std::size_t>((list.reserved + 7) / 8), 0);
   ++list.version;
   return true;
 }
+
+// The last token of a window is issued just before its end and accepted for `lifetime` after.
+std::int64_t StatusLists::retire_time(const List& list) const { return list.window_start + window_ + lifetime_; }
 
 std::optional<Slot> StatusLists::allocate(std::string_view keyset, std::int64_t now) {
   const std::int64_t window_start = now - now % window_;
@@ -93,8 +102,7 @@ std::optional<std::uint64_t> StatusLists::version(std::string_view id) const {
 void StatusLists::retire(std::int64_t now) {
   std::lock_guard lock(mutex_);
   for (auto it = lists_.begin(); it != lists_.end();) {
-    // The last token of a window is issued just before its end and accepted for `lifetime` after.
-    if (it->second.window_start + window_ + lifetime_ < now) {
+    if (std::max(it->second.retires, retire_time(it->second)) < now) {
       if (SqliteStatement del = db_.prepare("DELETE FROM status_lists WHERE keyset = ?1 AND window_start = ?2")) {
         SqliteDb::bind_text(del.get(), 1, it->second.keyset);
         sqlite3_bind_int64(del.get(), 2, it->second.window_start);

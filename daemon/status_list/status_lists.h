@@ -58,8 +58,10 @@ class StatusLists {
     std::int64_t next = 0, reserved = 0;
     std::vector<std::uint8_t> bytes;
     std::uint64_t version = 0;
+    std::int64_t retires = 0;  // as recorded when its indices were reserved
   };
   bool reserve(List& list);
+  std::int64_t retire_time(const List& list) const;  // by the current window and lifetime
 
   mutable std::mutex mutex_;  // allocate and find run on the I/O thread, mark on the stores' threads
   SqliteDb db_;

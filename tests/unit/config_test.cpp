@@ -825,7 +825,10 @@ TEST(Config, StatusListsAreServedByTheJwksListenerByDefault) {
   EXPECT_EQ(parse(with_table("[revocation]\nstatus_list = true\n\n"), kFile).revocation.status_list_uri,
             "http://127.0.0.1:8080/statuslists");
   EXPECT_TRUE(Refused(replaced(with_table("[revocation]\nstatus_list = true\n\n"), "listen = \"127.0.0.1:8080\"", "listen = \"\""),
-                      "revocation", "[revocation]", "status_list_uri is required when [jwks] listen is off"));
+                      "revocation", "[revocation]", "status_list needs the [jwks] listener"));
+  EXPECT_TRUE(Refused(replaced(with_table("[revocation]\nstatus_list = true\nstatus_list_uri = \"https://a.example/sl\"\n\n"),
+                               "listen = \"127.0.0.1:8080\"", "listen = \"\""),
+                      "revocation", "[revocation]", "status_list needs the [jwks] listener"));
 }
 
 TEST(Config, RefusesBadRevocationValues) {
@@ -844,6 +847,18 @@ TEST(Config, RefusesBadRevocationValues) {
   EXPECT_TRUE(Refused(with_table("[verify]\nclock_tolerance = \"10m\"\n\n"), "verify.clock_tolerance", "clock_tolerance",
                       "at most 5m"));
   EXPECT_TRUE(Refused(with_table("[verify]\nleeway = \"10s\"\n\n"), "verify.leeway", "leeway", "unknown key in verify"));
+}
+
+TEST(Config, OnRedisRefusesIssuersWhoseKeysWouldCollide) {
+  // hsmsignd:revoked:<iss>:<jti>: "https://auth.example.com" with jti "8443:x" is the other's jti "x".
+  const std::string second = "\n[[client]]\nname = \"port\"\nusers = [\"root\"]\nkeysets = [\"default\"]\n"
+                             "issuer = \"https://auth.example.com:8443\"\naudiences = [\"x\"]\n";
+  EXPECT_NO_THROW(parse(std::string(kValid) + second, kFile));  // only verifiers of the Redis keys could be misled
+  EXPECT_TRUE(Refused(with_table("[revocation]\nredis = \"unix:/run/redis.sock\"\n\n") + second, "revocation", "[revocation]",
+                      "would share Redis keys"));
+  const std::string distinct = "\n[[client]]\nname = \"other\"\nusers = [\"root\"]\nkeysets = [\"default\"]\n"
+                               "issuer = \"https://auth.example.org\"\naudiences = [\"x\"]\n";
+  EXPECT_NO_THROW(parse(with_table("[revocation]\nredis = \"unix:/run/redis.sock\"\n\n") + distinct, kFile));
 }
 
 }  // namespace

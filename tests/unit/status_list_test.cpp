@@ -100,6 +100,17 @@ TEST(StatusLists, AListIsRetiredOnceEveryTokenItIndexesHasExpired) {
   EXPECT_EQ(again.lists(), 0u);
 }
 
+TEST(StatusLists, AShorterWindowOrLifetimeAfterARestartDoesNotRetireAListEarly) {
+  TempDir dir;
+  { ASSERT_TRUE(StatusLists(dir.file(), kBase, kWindow, kLifetime, kNow).allocate("default", kNow)); }
+  const std::int64_t due = 1796187600 + kWindow + kLifetime;
+  StatusLists shorter(dir.file(), kBase, 60, 10, kNow);
+  shorter.retire(due);
+  EXPECT_TRUE(shorter.find("default/1796187600"));
+  shorter.retire(due + 1);
+  EXPECT_FALSE(shorter.find("default/1796187600"));
+}
+
 TEST(StatusLists, EachWindowAndKeysetHasItsOwnList) {
   TempDir dir;
   StatusLists lists(dir.file(), kBase, kWindow, kLifetime, kNow);

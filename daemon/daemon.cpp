@@ -145,9 +145,10 @@ std::string redis_password(const std::filesystem::path& file) {
 std::unique_ptr<revocation::Revocations> open_revocations(const config::Config& config) {
   try {
     std::unique_ptr<revocation::Store> store;
-    // The state folder holds what must survive restarts; it is the daemon's own (StateDirectory=).
-    std::filesystem::create_directories(config.state.dir);
-    std::filesystem::permissions(config.state.dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
+    // The state folder holds what must survive restarts: the daemon's own, owner only when it makes it
+    // (systemd-tmpfiles makes /var/lib/hsmsignd 0700 for the service).
+    if (std::filesystem::create_directories(config.state.dir))
+      std::filesystem::permissions(config.state.dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
     if (config.revocation.redis.empty()) {
       store = std::make_unique<revocation::SqliteStore>(config.state.dir / "revocations.sqlite3");
     } else {

@@ -21,7 +21,8 @@ class RedisServer:
     """redis-server on DIR/redis.sock, with an append-only file fsynced at every write (what the docs ask of
     a Redis that holds revocations); start() again on the same DIR after kill() keeps what it had."""
 
-    def __init__(self, directory, password=None):
+    def __init__(self, directory, password=None, port=0):
+        self.port = port  # 0: the Unix socket only
         self.dir = Path(directory)
         self.dir.mkdir(mode=0o700, exist_ok=True)
         self.socket = self.dir / "redis.sock"
@@ -29,7 +30,7 @@ class RedisServer:
         self.process = None
 
     def start(self):
-        args = [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
                 "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                 "--daemonize", "no"]
         if self.password:
@@ -315,6 +316,24 @@ class PasswordTest(RedisTestCase):
         self.assertEqual(health["status"], "degraded", health)
         for text in (json.dumps(health), self.daemon.stderr, (self.daemon.workdir / "log" / "audit.jsonl").read_text()):
             self.assertNotIn("not-the-password", text)
+
+
+class TcpTest(unittest.TestCase):
+    def test_a_redis_on_a_loopback_port(self):
+        daemon = Daemon()
+        self.addCleanup(daemon.cleanup)
+        port = free_port()
+        redis = RedisServer(daemon.workdir / "redis", port=port)
+        self.addCleanup(redis.stop)
+        redis.start()
+        daemon.config["revocation"] = {"redis": f"tcp://127.0.0.1:{port}"}
+        daemon.start()
+        self.addCleanup(daemon.stop)
+        self.assertEqual(daemon.get("/healthz").json, {"status": "ok"})
+        token = daemon.post("/v1/jwt", {"sub": "over-tcp"}).json["jwt"]
+        self.assertEqual(daemon.post("/v1/revoke", {"jwt": token}).status, 200)
+        jti = verify_jwt(token, daemon.jwks_json(), "ES256")[1]["jti"]
+        self.assertEqual(redis.cli("EXISTS", f"hsmsignd:revoked:https://auth.example.com:{jti}").strip(), "1")
 
 
 class StatusListOnRedisTest(RedisTestCase):

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/address_parts.h"
+
 namespace hsmsignd::revocation {
 namespace {
 
@@ -14,22 +16,6 @@ constexpr std::string_view kUnixScheme = "unix:";
 constexpr std::string_view kTcpScheme = "tcp://";
 
 ParsedRedisAddress refused(std::string why) { return {std::nullopt, std::move(why)}; }
-
-std::optional<unsigned short> parse_port(std::string_view text) {
-  if (text.empty() || text.size() > 5) return std::nullopt;
-  unsigned value = 0;
-  for (const char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;  // digits only: no sign, no space
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (value == 0 || value > 65535) return std::nullopt;
-  return static_cast<unsigned short>(value);
-}
-
-bool is_ip_literal(int family, const std::string& host) {
-  in6_addr buffer{};  // large enough for either family
-  return inet_pton(family, host.c_str(), &buffer) == 1;
-}
 
 bool is_label_char(char c) {
   // '_' is not in RFC 1123, but container and /etc/hosts names use it and the resolver takes it.

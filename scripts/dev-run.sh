@@ -82,6 +82,9 @@ its SoftHSM configuration:
   cd $root && export SOFTHSM2_CONF=$SOFTHSM2_CONF
   ${ctl[*]} custody
   ${ctl[*]} audit verify dev/log/audit.jsonl
+Revoking and checking a token (the admin socket; no token access needed):
+  ${ctl[*]} jwt --sub carol | tee /tmp/carol.jwt | ${ctl[*]} verify -
+  ${ctl[*]} revoke - < /tmp/carol.jwt && ${ctl[*]} verify - < /tmp/carol.jwt
 Stop with Ctrl-C.
 TXT
 wait $daemon

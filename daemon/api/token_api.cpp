@@ -114,7 +114,10 @@ void TokenApi::verify(const HttpRequest& request, std::string_view route, const 
     const auto& c = v.facts;
     switch (revocations_.check({c.iss, c.sub, c.jti, v.key->keyset, c.iat})) {
       case revocation::Answer::not_revoked: break;
-      case revocation::Answer::revoked: v.reason = Reason::revoked, v.message = "revoked: its jti, or its subject or keyset before its iat"; break;
+      case revocation::Answer::revoked:
+        v.reason = Reason::revoked;
+        v.message = "revoked: by its jti, or by a not-before of its subject or keyset later than its iat";
+        break;
       case revocation::Answer::unavailable:
         v.reason = Reason::revocation_unavailable;
         v.message = "the revocation store cannot be reached: " + revocations_.down_reason();

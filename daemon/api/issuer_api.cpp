@@ -177,8 +177,6 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   }
   auto grant = policy::grant_jwt(s_.config, client, *parsed);
   if (!grant) return reply(error_response(grant.error()));
-  if (s_.status_lists && parsed->claims.contains("status"))
-    return reply(error_response(ApiError::bad_request("claim \"status\" is the daemon's: it holds the token's Status List entry")));
 
   JwtClaims claims;
   claims.iss = client.issuer;

@@ -13,8 +13,10 @@
 
 namespace hsmsignd::api {
 
-// The claims only the daemon writes; `claims` may not set them.
-inline constexpr const char* kRegisteredClaims[] = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti"};
+// The claims only the daemon writes; `claims` may not set them. "status" holds the token's Token Status
+// List entry: a client that could write one could name another token's bit, and have it set by revoking
+// its own token.
+inline constexpr const char* kRegisteredClaims[] = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "status"};
 
 struct JwtRequest {
   std::string sub;

@@ -30,6 +30,11 @@ HttpResponse list_response(const HttpRequest& request, const status_list::Signed
 void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Reply reply) {
   const auto version = s_.status_lists->version(id);
   if (!version) return reply(error_response(ApiError::not_found("no status list " + std::string(id.substr(0, 128)))));
+  // The bits are rebuilt from the revocation store: until it has been read, a list would call revoked
+  // tokens valid.
+  if (!s_.revocations.loaded())
+    return reply(error_response(ApiError::unavailable("the revocation store has not been read yet: " +
+                                                      s_.revocations.down_reason())));
   const std::int64_t ttl = s_.config.revocation.status_list_ttl.count();
   const auto steady_now = status_list::TokenCache::Clock::now();
   if (auto cached = signed_lists_.fresh(id, *version, steady_now)) return reply(list_response(request, *cached, ttl));
@@ -62,7 +67,9 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
   record.add().string("operation", "statuslist").string("uri", snapshot->uri);
   sign_with(
       *keyset, false, std::move(record),
-      [this, request, list_id, reply](HttpResponse r) {
+      [this, request, list_id, version = snapshot->version, steady_now, reply](HttpResponse r) {
+        // Served again only once its audit line is durable, as the first answer is.
+        if (r.status == 200) signed_lists_.put(list_id, {version, r.body, r.etag, steady_now});
         signed_lists_.finished(list_id);
         if (r.status == 200 && !request.if_none_match.empty() && none_match_fails(request.if_none_match, r.etag)) {
           r.status = 304;
@@ -75,12 +82,10 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
         r.add().string("digest", jose::base64url_encode(crypto::sha256(as_bytes(input))));
         return input;
       },
-      [this, id = list_id, version = snapshot->version, steady_now, ttl](
-          const keyring::Key&, const std::string& input, const Bytes& signature) {
-        status_list::SignedList signed_list{version, jose::compact(input, signature), {}, steady_now};
-        signed_list.etag = "\"" + jose::base64url_encode(crypto::sha256(as_bytes(signed_list.token))) + "\"";
-        signed_lists_.put(id, signed_list);
-        return HttpResponse{200, signed_list.token, std::string(kMediaType), signed_list.etag,
+      [ttl](const keyring::Key&, const std::string& input, const Bytes& signature) {
+        std::string token = jose::compact(input, signature);
+        std::string etag = "\"" + jose::base64url_encode(crypto::sha256(as_bytes(token))) + "\"";
+        return HttpResponse{200, std::move(token), std::string(kMediaType), std::move(etag),
                             "public, max-age=" + std::to_string(ttl)};
       });
 }

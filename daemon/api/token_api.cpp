@@ -30,15 +30,6 @@ std::int64_t now_seconds() {
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
 
-std::string_view kind_name(Kind k) {
-  switch (k) {
-    case Kind::jti: return "jti";
-    case Kind::subject: return "subject";
-    case Kind::keyset: return "keyset";
-  }
-  return "?";
-}
-
 // Refuses members outside `allowed`, naming the first.
 std::optional<ApiError> only(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
   for (const auto& [key, value] : body.items())
@@ -57,14 +48,20 @@ std::optional<ApiError> id_member(const nlohmann::json& body, const char* name, 
   return std::nullopt;
 }
 
-// Unix seconds up to the year 9999: later is a mistake, and sums with it could overflow.
-constexpr std::int64_t kLatestInstant = 253'402'300'799;
-
 std::optional<ApiError> time_member(const nlohmann::json& body, const char* name) {
   auto it = body.find(name);
-  if (it != body.end() && !(it->is_number_unsigned() && it->get<std::uint64_t>() <= kLatestInstant))
+  const auto latest = static_cast<std::uint64_t>(revocation::kLatestInstant);
+  if (it != body.end() && !(it->is_number_unsigned() && it->get<std::uint64_t>() <= latest))
     return ApiError::bad_request(std::string("\"") + name + "\" must be unix seconds (an integer from 0 to 253402300799)");
   return std::nullopt;
+}
+
+// The keyset a Status List URI names: <base>/<keyset>/<window>-<host>.
+std::string_view status_keyset(std::string_view uri) {
+  const std::size_t last = uri.rfind('/');
+  if (last == std::string_view::npos || last == 0) return {};
+  const std::size_t before = uri.rfind('/', last - 1);
+  return before == std::string_view::npos ? std::string_view{} : uri.substr(before + 1, last - before - 1);
 }
 
 nlohmann::json entry_json(const Entry& e) {
@@ -92,8 +89,15 @@ TokenApi::TokenApi(const config::Config& config, keyring::Keyring& keyring, revo
       audit_(audit),
       tolerance_(config.verify.clock_tolerance.count()),
       longest_ttl_(config.longest_ttl().count()) {
-  for (const auto& c : config.clients)
+  for (const auto& c : config.clients) {
     if (std::find(issuers_.begin(), issuers_.end(), c.issuer) == issuers_.end()) issuers_.push_back(c.issuer);
+    if (std::find(c.operations.begin(), c.operations.end(), config::Operation::jwt) == c.operations.end()) continue;
+    for (const auto& keyset : c.keysets) jwt_issuers_.emplace_back(c.issuer, keyset);
+  }
+}
+
+bool TokenApi::issues_jwts(const std::string& iss, const std::string& keyset) const {
+  return std::find(jwt_issuers_.begin(), jwt_issuers_.end(), std::pair(iss, keyset)) != jwt_issuers_.end();
 }
 
 std::int64_t TokenApi::ceiling(std::int64_t now) const { return now + longest_ttl_ + tolerance_; }
@@ -110,6 +114,10 @@ void TokenApi::verify(const HttpRequest& request, std::string_view route, const 
     rules.audience = aud->get<std::string>();
   }
   auto v = validation::validate(jwt->get_ref<const std::string&>(), keyring_.view(), rules);
+  if (v.valid() && !issues_jwts(v.facts.iss, v.key->keyset)) {
+    v.reason = Reason::wrong_issuer;
+    v.message = "no client issues JWTs for iss \"" + v.facts.iss.substr(0, 256) + "\" with keyset " + v.key->keyset;
+  }
   if (v.valid()) {
     const auto& c = v.facts;
     switch (revocations_.check({c.iss, c.sub, c.jti, v.key->keyset, c.iat})) {
@@ -232,6 +240,7 @@ void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_fo
     if (!at) return reply(error_response(at.error()));
     entries.push_back({Kind::keyset, "", keyset, *at, ceiling(*at)});
   }
+  if (entries.empty()) return reply(error_response(ApiError::bad_request("no client issues tokens: there is nothing to revoke")));
   nlohmann::json list = nlohmann::json::array();
   for (const auto& e : entries) list.push_back(entry_json(e));
   store(std::move(entries), record_for, nlohmann::json{{"revoked", std::move(list)}}.dump(), std::move(reply));
@@ -251,6 +260,14 @@ void TokenApi::revoke_jwt(const std::string& jwt, const std::string* issuer, std
   }
   if (issuer && v.facts.iss != *issuer)
     return reply(error_response(ApiError::forbidden("the token's iss is not this client's issuer")));
+  if (v.facts.jti.size() > kMaxIdLength)
+    return reply(error_response(ApiError::bad_request("the token's jti is over 256 bytes: not one of the daemon's")));
+  // A Status List entry counts only in a list of the keyset that signed the token: the token's payload is
+  // its signer's to write, and a client with jws on one keyset must not set bits in another's lists.
+  if (v.facts.status_idx >= 0 && status_keyset(v.facts.status_uri) != v.key->keyset) {
+    v.facts.status_uri.clear();
+    v.facts.status_idx = -1;
+  }
   if (v.facts.exp + tolerance_ <= now) return reply(not_revoked("expired"));
   Entry e{Kind::jti, v.facts.iss, v.facts.jti, std::min(v.facts.exp, ceiling(now)), 0, v.facts.status_uri,
           v.facts.status_idx};
@@ -264,7 +281,10 @@ void TokenApi::store(std::vector<Entry> entries, const RecordFor& record_for, st
   // asked: its failure is the 503, and its success is how an embedded store is seen to work again.
   if (auto failure = audit_.failure(); !failure.empty())
     return reply(error_response(ApiError::unavailable("the audit log cannot be written")));
+  // The lines are made now, while whoever asked is still here to be named; each is written once its entry
+  // is durable.
   std::vector<audit::Record> lines;
+  std::vector<Kind> kinds;
   for (const auto& e : entries) {
     auto line = record_for("revoke");
     auto m = line.add();
@@ -274,19 +294,29 @@ void TokenApi::store(std::vector<Entry> entries, const RecordFor& record_for, st
     if (e.kind == Kind::subject) m.string("sub", e.name).number("before", e.at);
     if (e.kind == Kind::keyset) m.string("keyset", e.name).number("before", e.at);
     lines.push_back(std::move(line));
-    metrics_.revocation(e.kind);
+    kinds.push_back(e.kind);
   }
-  revocations_.revoke(std::move(entries), [this, lines = std::move(lines), answer = std::move(answer),
-                                           reply = std::move(reply)](bool durable) mutable {
-    if (!durable)
+  revocations_.revoke(std::move(entries), [this, lines = std::move(lines), kinds = std::move(kinds),
+                                           answer = std::move(answer), reply = std::move(reply)](
+                                              std::vector<bool> durable) mutable {
+    // Every entry that is durable has its line, even when another of the same request is not: what is in
+    // force is always in the audit log. The answer is 200 only when all are.
+    const auto stored = static_cast<std::size_t>(std::count(durable.begin(), durable.end(), true));
+    if (stored == 0)
       return reply(error_response(ApiError::unavailable("the revocation could not be stored: " + revocations_.down_reason())));
-    auto left = std::make_shared<std::size_t>(lines.size());
+    const bool all = stored == durable.size();
+    auto left = std::make_shared<std::size_t>(stored);
     auto ok = std::make_shared<bool>(true);
-    for (auto& line : lines) {
+    for (std::size_t i = 0; i < durable.size(); ++i) {
+      if (!durable[i]) continue;
+      metrics_.revocation(kinds[i]);
       // The audit thread runs these one after another: counting needs no lock.
-      audit_.append(std::move(line), [left, ok, reply, answer](bool written) {
+      audit_.append(std::move(lines[i]), [this, left, ok, all, reply, answer](bool written) {
         *ok = *ok && written;
         if (--*left != 0) return;
+        if (!all)
+          return reply(error_response(ApiError::unavailable("only part of the revocation could be stored: " +
+                                                            revocations_.down_reason())));
         if (!*ok) return reply(error_response(ApiError::unavailable("the revocation is stored, its audit line is not")));
         reply({200, answer, "application/json", {}, {}});
       });

@@ -39,6 +39,7 @@ class TokenApi {
   // Stores the entries, writes their audit lines, then answers `answer`.
   void store(std::vector<revocation::Entry> entries, const RecordFor& record_for, std::string answer, Reply reply);
   std::int64_t ceiling(std::int64_t now) const;  // no token of this daemon expires later
+  bool issues_jwts(const std::string& iss, const std::string& keyset) const;
 
   const config::Config& config_;
   keyring::Keyring& keyring_;
@@ -46,6 +47,9 @@ class TokenApi {
   metrics::Metrics& metrics_;
   audit::AuditLog& audit_;
   std::vector<std::string> issuers_;  // every client's issuer, once
+  // (issuer, keyset) of every client that may have JWTs signed: a JWT of another pair is not the daemon's,
+  // whatever its signature (a client with jws on a keyset signs any payload it likes).
+  std::vector<std::pair<std::string, std::string>> jwt_issuers_;
   std::int64_t tolerance_, longest_ttl_;
 };
 

@@ -8,7 +8,7 @@ namespace {
 constexpr std::array<const char*, kRoutes> kRouteNames{"jwt", "jws", "sign", "keys", "jwks",
                                                        "healthz", "metrics", "admin", "revoke",
                                                        "verify", "statuslist", "other"};
-constexpr std::array<const char*, 3> kKindNames{"jti", "subject", "keyset"};
+
 constexpr std::array<const char*, kStages> kStageNames{"queue", "sign", "audit"};
 
 // One histogram's samples: `labels` is `name="value"`.
@@ -140,8 +140,8 @@ std::string Metrics::render(const Gauges& g) const {
          "hsmsignd_algorithm_confusion_total " + std::to_string(confusions_.load(std::memory_order_relaxed)) + "\n";
   out += "# HELP hsmsignd_revocations_total Revocations this daemon stored, by kind.\n"
          "# TYPE hsmsignd_revocations_total counter\n";
-  for (std::size_t k = 0; k < kKindNames.size(); ++k)
-    out += "hsmsignd_revocations_total{kind=\"" + std::string(kKindNames[k]) + "\"} " +
+  for (std::size_t k = 0; k < revocations_.size(); ++k)
+    out += "hsmsignd_revocations_total{kind=\"" + std::string(kind_name(static_cast<revocation::Kind>(k))) + "\"} " +
            std::to_string(revocations_[k].load(std::memory_order_relaxed)) + "\n";
   out += "# HELP hsmsignd_revocation_entries Revocations in force, held in memory.\n"
          "# TYPE hsmsignd_revocation_entries gauge\n"

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace hsmsignd::revocation {
 
@@ -12,6 +13,19 @@ enum class Kind {
   subject,  // every token of (iss, sub) with iat < `at`
   keyset,   // every token signed by a key of keyset `name` with iat < `at`; `iss` is empty
 };
+
+// The latest instant anything revocation takes: the year 9999. Nothing real is later, and sums with it
+// cannot overflow.
+inline constexpr std::int64_t kLatestInstant = 253'402'300'799;
+
+constexpr std::string_view kind_name(Kind k) {
+  switch (k) {
+    case Kind::jti: return "jti";
+    case Kind::subject: return "subject";
+    case Kind::keyset: return "keyset";
+  }
+  return "?";
+}
 
 struct Entry {
   Kind kind = Kind::jti;

@@ -34,17 +34,6 @@ std::int64_t expires_of(Kind kind, std::int64_t at, const Lifetimes& lifetimes) 
   return at + lifetimes.longest_max_ttl + lifetimes.clock_tolerance;
 }
 
-std::string_view kind_name(Kind kind) {
-  switch (kind) {
-    case Kind::jti:
-      return "jti";
-    case Kind::subject:
-      return "subject";
-    case Kind::keyset:
-      return "keyset";
-  }
-  return "jti";
-}
 
 std::optional<Kind> kind_from_name(std::string_view name) {
   if (name == "jti") return Kind::jti;

@@ -28,10 +28,6 @@ namespace hsmsignd::revocation::redis_layout {
 inline constexpr std::string_view kChannel = "hsmsignd:revocations";
 inline constexpr std::string_view kIndex = "hsmsignd:index";
 
-// The largest `at` taken from a message or the store: year 9999. Nothing real is later, and sums with
-// it cannot overflow.
-inline constexpr std::int64_t kLatestInstant = 253'402'300'799;
-
 struct Lifetimes {
   std::int64_t clock_tolerance = 0;  // seconds
   std::int64_t longest_max_ttl = 0;  // seconds
@@ -42,7 +38,7 @@ struct Lifetimes {
 // `expires` are both this.
 std::int64_t expires_of(Kind kind, std::int64_t at, const Lifetimes& lifetimes);
 
-std::string_view kind_name(Kind kind);
+// kind_name() is entry.h's.
 std::optional<Kind> kind_from_name(std::string_view name);
 
 std::string key_of(Kind kind, std::string_view iss, std::string_view name);

@@ -26,6 +26,7 @@ void Revocations::start(StateSink on_state, EntrySink on_entry) {
                      outages_.fetch_add(1);
                    }
                    up_ = up;
+                   if (up) loaded_ = true;  // a store reports up only once it has told what it holds
                    reported_ = true;
                    if (on_state) on_state(up, reason);
                  }});
@@ -37,27 +38,31 @@ void Revocations::stop() {
   started_ = false;
 }
 
-void Revocations::revoke(std::vector<Entry> entries, std::function<void(bool)> done) {
-  if (entries.empty()) return done(true);
+void Revocations::revoke(std::vector<Entry> entries, std::function<void(std::vector<bool>)> done) {
+  if (entries.empty()) return done({});
   struct Batch {
-    std::atomic<std::size_t> left;
-    std::atomic<bool> ok{true};
-    std::function<void(bool)> done;
+    std::mutex mutex;  // the store may answer entries on different threads
+    std::vector<bool> durable;
+    std::size_t left;
+    std::function<void(std::vector<bool>)> done;
   };
   auto batch = std::make_shared<Batch>();
+  batch->durable.assign(entries.size(), false);
   batch->left = entries.size();
   batch->done = std::move(done);
-  for (auto& e : entries) {
-    Entry copy = e;
-    store_->put(std::move(e), [this, batch, entry = std::move(copy)](bool durable) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    Entry copy = entries[i];
+    store_->put(std::move(entries[i]), [this, batch, i, entry = std::move(copy)](bool durable) {
       // In force only once durable: a revocation the store lost must not seem to hold until a restart.
       if (durable) {
         set_.add(entry);
         if (on_entry_) on_entry_(entry);
-      } else {
-        batch->ok = false;
       }
-      if (batch->left.fetch_sub(1) == 1) batch->done(batch->ok.load());
+      std::unique_lock lock(batch->mutex);
+      batch->durable[i] = durable;
+      if (--batch->left != 0) return;
+      lock.unlock();
+      batch->done(std::move(batch->durable));
     });
   }
 }
@@ -65,6 +70,8 @@ void Revocations::revoke(std::vector<Entry> entries, std::function<void(bool)> d
 Answer Revocations::check(const TokenFacts& token) const {
   if (set_.revoked(token)) return Answer::revoked;
   if (up_.load()) return Answer::not_revoked;
+  // Failing open on a set that was never loaded would accept every revoked token after a restart.
+  if (!loaded_.load()) return Answer::unavailable;
   const auto down_for = clock_().time_since_epoch() - std::chrono::steady_clock::duration(down_since_.load());
   return fail_open_for_.count() > 0 && down_for < fail_open_for_ ? Answer::not_revoked : Answer::unavailable;
 }

@@ -36,12 +36,14 @@ class Revocations {
   void start(StateSink on_state, EntrySink on_entry = {});
   void stop();
 
-  // Stores every entry; done(true) once all are durable and in force, done(false) if any is not.
-  void revoke(std::vector<Entry> entries, std::function<void(bool durable)> done);
+  // Stores every entry; once the store has answered for all, `done` tells which are durable and in force.
+  void revoke(std::vector<Entry> entries, std::function<void(std::vector<bool> durable)> done);
   Answer check(const TokenFacts& token) const;
   void purge(std::int64_t now);
 
   bool up() const { return up_.load(); }
+  // Whether the store has been read in full once: before, the set knows nothing and proves nothing.
+  bool loaded() const { return loaded_.load(); }
   std::string down_reason() const;
   std::size_t entries() const { return set_.size(); }
   std::uint64_t outages() const { return outages_.load(); }
@@ -53,11 +55,12 @@ class Revocations {
   RevocationSet set_;
   EntrySink on_entry_;
   std::atomic<bool> up_{false};
+  std::atomic<bool> loaded_{false};
   std::atomic<std::chrono::steady_clock::rep> down_since_{0};
   std::atomic<std::uint64_t> outages_{0};
   mutable std::mutex reason_mutex_;
   std::string down_reason_;
-  bool reported_ = false;  // the store has said once whether it is up (on its thread only)
+  bool reported_ = false;  // the store has said once whether it is up (stores report one change at a time)
   bool started_ = false;
 };
 

@@ -73,7 +73,10 @@ void SqliteStore::stop() {
 }
 
 bool SqliteStore::write(const std::deque<Pending>& batch) {
-  if (!db_.exec("BEGIN IMMEDIATE")) return false;
+  if (!db_.exec("BEGIN IMMEDIATE")) {
+    last_error_ = db_.error();
+    return false;
+  }
   SqliteStatement upsert = db_.prepare(kUpsert);
   bool ok = upsert != nullptr;
   for (const auto& p : batch) {
@@ -138,15 +141,11 @@ void SqliteStore::run() {
       for (auto& p : batch) p.done(ok);
     }
     if (purge_before != 0) {
-      // Also the store's probe: a disk that refused a write is seen to work again without a revocation.
-      SqliteStatement purge = db_.prepare("DELETE FROM revocations WHERE expires < ?1");
-      bool ok = purge != nullptr;
-      if (ok) {
+      // Not a probe: a DELETE that matches nothing writes nothing, so it proves nothing about the disk.
+      if (SqliteStatement purge = db_.prepare("DELETE FROM revocations WHERE expires < ?1")) {
         sqlite3_bind_int64(purge.get(), 1, purge_before);
-        ok = sqlite3_step(purge.get()) == SQLITE_DONE;
+        sqlite3_step(purge.get());
       }
-      if (!ok) last_error_ = db_.error();
-      report(ok);
     }
   }
 }

@@ -1,6 +1,8 @@
 #include "status_list/status_lists.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <stdexcept>
 
 #include "status_list/encoding.h"
@@ -8,11 +10,19 @@
 namespace hsmsignd::status_list {
 namespace {
 
-std::string id_of(std::string_view keyset, std::int64_t window_start) {
-  return std::string(keyset) + "/" + std::to_string(window_start);
+// Eight hex digits: two hosts of one deployment meeting by chance is a 1 in 4 billion event.
+std::string new_host_id() {
+  std::random_device random;
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", static_cast<unsigned>(random()));
+  return text;
 }
 
 }  // namespace
+
+std::string StatusLists::id_of(std::string_view keyset, std::int64_t window_start) const {
+  return std::string(keyset) + "/" + std::to_string(window_start) + "-" + host_;
+}
 
 StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::int64_t window, std::int64_t lifetime,
                          std::int64_t now)
@@ -20,6 +30,19 @@ StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::
   if (!db_.exec("CREATE TABLE IF NOT EXISTS status_lists (keyset TEXT NOT NULL, window_start INTEGER NOT NULL, "
                 "reserved INTEGER NOT NULL, retires INTEGER NOT NULL, PRIMARY KEY (keyset, window_start)) WITHOUT ROWID"))
     throw std::runtime_error(db_.file().string() + ": " + db_.error());
+  if (!db_.exec("CREATE TABLE IF NOT EXISTS host (id TEXT NOT NULL)"))
+    throw std::runtime_error(db_.file().string() + ": " + db_.error());
+  {
+    SqliteStatement read = db_.prepare("SELECT id FROM host");
+    if (read && sqlite3_step(read.get()) == SQLITE_ROW) host_ = SqliteDb::column_text(read.get(), 0);
+  }
+  if (host_.empty()) {
+    host_ = new_host_id();
+    SqliteStatement write = db_.prepare("INSERT INTO host (id) VALUES (?1)");
+    if (!write) throw std::runtime_error(db_.file().string() + ": " + db_.error());
+    SqliteDb::bind_text(write.get(), 1, host_);
+    if (sqlite3_step(write.get()) != SQLITE_DONE) throw std::runtime_error(db_.file().string() + ": " + db_.error());
+  }
   SqliteStatement all = db_.prepare("SELECT keyset, window_start, reserved, retires FROM status_lists");
   if (!all) throw std::runtime_error(db_.file().string() + ": " + db_.error());
   while (sqlite3_step(all.get()) == SQLITE_ROW) {

@@ -32,7 +32,9 @@ class StatusLists {
  public:
   static constexpr std::int64_t kBlock = 65536;  // indices reserved per commit
 
-  // `base_uri`: the lists' URIs are base_uri + "/" + keyset + "/" + window start. `lifetime`: how long
+  // `base_uri`: the lists' URIs are base_uri + "/" + keyset + "/" + window start + "-" + host(), where the
+  // host id is made at the first start and kept in the file: hosts on one Redis that publish under the
+  // same base never name each other's lists. `lifetime`: how long
   // after its issue a token can still be accepted (the longest max_ttl plus the clock tolerance).
   // Throws std::runtime_error when the file cannot be used.
   StatusLists(std::filesystem::path file, std::string base_uri, std::int64_t window, std::int64_t lifetime,
@@ -48,7 +50,7 @@ class StatusLists {
   // Drops the lists whose every token has expired.
   void retire(std::int64_t now);
 
-  const std::string& base_uri() const { return base_uri_; }
+  const std::string& host() const { return host_; }
   std::size_t lists() const;
 
  private:
@@ -61,11 +63,13 @@ class StatusLists {
     std::int64_t retires = 0;  // as recorded when its indices were reserved
   };
   bool reserve(List& list);
+  std::string id_of(std::string_view keyset, std::int64_t window_start) const;
   std::int64_t retire_time(const List& list) const;  // by the current window and lifetime
 
   mutable std::mutex mutex_;  // allocate and find run on the I/O thread, mark on the stores' threads
   SqliteDb db_;
   std::string base_uri_;
+  std::string host_;
   std::int64_t window_, lifetime_;
   std::map<std::string, List, std::less<>> lists_;  // by id
 };

@@ -65,7 +65,7 @@ class TokenCache {
 
  private:
   std::chrono::seconds ttl_;
-  mutable std::mutex mutex_;  // put runs on the audit writer's thread
+  mutable std::mutex mutex_;  // put runs on the audit writer's thread, the rest on the I/O thread
   std::map<std::string, SignedList, std::less<>> lists_;
   std::set<std::string, std::less<>> signing_;
 };

@@ -4,6 +4,7 @@
 
 #include "hsmsignd/bytes.h"
 #include "jose/base64url.h"
+#include "revocation/entry.h"
 
 namespace hsmsignd::validation {
 namespace {
@@ -35,9 +36,10 @@ bool read_string(const nlohmann::json& claims, const char* name, std::string& ou
 // Unix seconds from 0 to the year 9999: a token of /v1/jws carries whatever its client wrote, and sums with
 // a larger value could overflow.
 bool read_time(const nlohmann::json& claims, const char* name, std::int64_t& out) {
-  constexpr std::uint64_t kLatestInstant = 253'402'300'799;
   auto it = claims.find(name);
-  if (it == claims.end() || !it->is_number_unsigned() || it->get<std::uint64_t>() > kLatestInstant) return false;
+  if (it == claims.end() || !it->is_number_unsigned() ||
+      it->get<std::uint64_t>() > static_cast<std::uint64_t>(revocation::kLatestInstant))
+    return false;
   out = it->get<std::int64_t>();
   return true;
 }
@@ -64,7 +66,10 @@ void read_status(const nlohmann::json& claims, Claims& c) {
   auto list = status->find("status_list");
   if (list == status->end() || !list->is_object()) return;
   auto idx = list->find("idx"), uri = list->find("uri");
-  if (idx == list->end() || uri == list->end() || !idx->is_number_unsigned() || !uri->is_string()) return;
+  // An index beyond what any list could hold is no entry of this daemon's (nor would it fit an int64).
+  if (idx == list->end() || uri == list->end() || !idx->is_number_unsigned() || !uri->is_string() ||
+      idx->get<std::uint64_t>() > (std::uint64_t{1} << 40))
+    return;
   c.status_idx = idx->get<std::int64_t>();
   c.status_uri = uri->get<std::string>();
 }

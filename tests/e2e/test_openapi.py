@@ -150,7 +150,7 @@ class Document:
 
     def template_of(self, path):
         """The documented path `path` is an instance of: itself when listed, else the templated path whose
-        parameters (one segment each) it fills (/statuslists/default/1 is /statuslists/{keyset}/{window});
+        parameters (one segment each) it fills (/statuslists/default/1-abc is /statuslists/{keyset}/{window});
         `path` unchanged when none matches."""
         if path in self.paths:
             return path
@@ -447,9 +447,9 @@ class OpenApiTest(unittest.TestCase):
             cls.problems.append(f"JWT claims {list(claims)}: the registered ones first, then status, in the documented order")
         entry = claims.get("status", {}).get("status_list", {})
         # The default status_list_uri: the JWKS listener's /statuslists, one list per keyset and window.
-        if not re.fullmatch(rf"http://127\.0\.0\.1:{cls.daemon.port}/statuslists/{keyset}/[0-9]+", str(entry.get("uri"))):
+        if not re.fullmatch(rf"http://127\.0\.0\.1:{cls.daemon.port}/statuslists/{keyset}/[0-9]+-[0-9a-f]{{8}}", str(entry.get("uri"))):
             cls.problems.append(f"JWT status {claims.get('status')}: not an entry of a list of keyset {keyset} on the JWKS listener")
-        elif int(entry["uri"].rsplit("/", 1)[1]) != claims["iat"] - claims["iat"] % STATUS_LIST_WINDOW:
+        elif int(entry["uri"].rsplit("/", 1)[1].split("-")[0]) != claims["iat"] - claims["iat"] % STATUS_LIST_WINDOW:
             cls.problems.append(f"JWT status {claims['status']}: not the list of the window of iat {claims['iat']}")
         if (claims["iss"], claims["aud"], claims["nbf"], claims["exp"] - claims["iat"]) != (ISSUER, aud, claims["iat"], ttl):
             cls.problems.append(f"JWT claims {claims}: iss, aud, nbf = iat, exp = iat + {ttl}")
@@ -520,9 +520,11 @@ class OpenApiTest(unittest.TestCase):
         head = c("public", "HEAD", path, cls.call("public", "HEAD", path), 200)
         if head.headers.get("content-length") != str(len(got.body)) or head.headers.get("etag") != got.headers.get("etag"):
             cls.problems.append(f"HEAD of a Status List does not give GET's length and ETag: {head.headers}")
-        window = int(path.rsplit("/", 1)[1])
-        for target in ("/statuslists/default/1", f"/statuslists/nokeyset/{window}",
-                       f"/statuslists/default/{window + 1}"):
+        window, host = path.rsplit("/", 1)[1].split("-")
+        window = int(window)
+        for target in ("/statuslists/default/1", f"/statuslists/nokeyset/{window}-{host}",
+                       f"/statuslists/default/{window + 1}-{host}", f"/statuslists/default/{window}",
+                       f"/statuslists/default/{window}-{'0' if host[0] != '0' else '1'}{host[1:]}"):
             c("public", "GET", target, cls.call("public", "GET", target), 404, what="no such list")
             c("public", "HEAD", target, cls.call("public", "HEAD", target), 404, what="no such list")
         for target in ("/statuslists/", f"{path}/x", "/statuslists/default/../../etc/passwd"):

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 import zlib
 
-from harness import (DaemonTestCase, Daemon, SOURCE_ROOT, b64url_decode, decode_segment,
+from harness import (ISSUER, DaemonTestCase, Daemon, SOURCE_ROOT, b64url, b64url_decode, client, decode_segment,
                      verify_jwt)
 
 NODE_VERIFIER = SOURCE_ROOT / "tests" / "e2e" / "node" / "verify_token.mjs"
@@ -178,3 +178,46 @@ class StatusListRestartTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ForgedEntriesTest(DaemonTestCase):
+    """A client with jws on a keyset signs any payload with it: such a payload must not pass for another
+    client's JWT, nor set bits in the lists of another keyset."""
+    DAEMON = dict(keysets=[("default", "ES256"), ("other", "ES256")],
+                  clients=[client(name="x", keysets=["default", "other"], operations=["jwt", "jws"]),
+                           client(name="y", uids=[4242], keysets=["default"], operations=["jwt"],
+                                  issuer="https://y.example")],
+                  revocation=STATUS_LIST)
+
+    def jws(self, claims, keyset="other"):
+        payload = b64url(json.dumps(claims).encode())
+        answer = self.daemon.post("/v1/jws", {"payload": payload, "keyset": keyset, "typ": "JWT"})
+        self.assertEqual(answer.status, 200, answer)
+        return answer.json["jws"]
+
+    def claims(self, **extra):
+        now = int(time.time())
+        return {"iss": ISSUER, "sub": "forger", "aud": "api-gateway", "iat": now, "nbf": now, "exp": now + 300,
+                "jti": f"forged-{time.monotonic_ns()}", **extra}
+
+    def test_a_payload_of_another_keyset_does_not_pass_for_another_clients_jwt(self):
+        forged = self.jws(self.claims(iss="https://y.example"))
+        verdict = self.daemon.post("/v1/verify", {"jwt": forged}).json
+        self.assertEqual(verdict["reason"], "wrong_issuer", verdict)
+        # Its own iss on a keyset it may have JWTs signed by is a token like any other.
+        self.assertTrue(self.daemon.post("/v1/verify", {"jwt": self.jws(self.claims())}).json["valid"])
+
+    def test_a_status_entry_of_another_keysets_list_sets_no_bit(self):
+        real = self.daemon.post("/v1/jwt", {"sub": "victim"}).json["jwt"]
+        uri, idx = status_of(decode_segment(real.split(".")[1]))
+        self.assertIn("/statuslists/default/", uri)
+        forged = self.jws(self.claims(status={"status_list": {"idx": idx, "uri": uri}}))
+        answer = self.daemon.post("/v1/revoke", {"jwt": forged})
+        self.assertEqual(answer.status, 200, answer)
+        self.assertTrue(answer.json["revoked"], answer)  # its own token, revoked...
+        time.sleep(1.1)  # past the once-a-second re-signing, so a set bit would show
+        status, _, body = fetch(uri)
+        self.assertEqual(status, 200, body)
+        _, payload = verify_jwt(body, self.daemon.jwks_json(), "ES256")
+        self.assertEqual(bit(payload, idx), 0, "a forged status entry set the bit of another token")  # ...not the victim
+        self.assertTrue(self.daemon.post("/v1/verify", {"jwt": real}).json["valid"])

@@ -179,7 +179,7 @@ TEST(Revocations, FailsClosedWhenTheStoreIsDownUnlessWithinFailOpenFor) {
     int outages_seen = 0;
     r.start([&](bool up, const std::string&) { outages_seen += !up; });
     std::promise<bool> stored;
-    r.revoke({{Kind::jti, "i", "gone", 100, 110}}, [&](bool ok) { stored.set_value(ok); });
+    r.revoke({{Kind::jti, "i", "gone", 100, 110}}, [&](std::vector<bool> ok) { stored.set_value(ok == std::vector{true}); });
     ASSERT_TRUE(stored.get_future().get());
     const TokenFacts revoked{"i", "s", "gone", "k", 0}, other{"i", "s", "fine", "k", 0};
     EXPECT_EQ(r.check(other), Answer::not_revoked);
@@ -191,12 +191,46 @@ TEST(Revocations, FailsClosedWhenTheStoreIsDownUnlessWithinFailOpenFor) {
     now += window + std::chrono::seconds(1);
     EXPECT_EQ(r.check(other), Answer::unavailable);
     std::promise<bool> refused;
-    r.revoke({{Kind::jti, "i", "x", 100, 110}}, [&](bool ok) { refused.set_value(ok); });
+    r.revoke({{Kind::jti, "i", "x", 100, 110}}, [&](std::vector<bool> ok) { refused.set_value(ok == std::vector{true}); });
     EXPECT_FALSE(refused.get_future().get());
     EXPECT_EQ(r.check({"i", "s", "x", "k", 0}), Answer::unavailable);  // not stored, so not in force
     store.set(true);
     EXPECT_EQ(r.check(other), Answer::not_revoked);
   }
+}
+
+// A store that starts down (Redis at start-up) has told nothing: its empty set must not be trusted.
+class DownAtStartStore final : public Store {
+ public:
+  void start(Listener l) override { listener = std::move(l), listener.state(false, "not reachable"); }
+  void put(Entry e, std::function<void(bool)> done) override { done(e.name != "lost"); }
+  void purge(std::int64_t) override {}
+  void stop() override {}
+  Listener listener;
+};
+
+TEST(Revocations, NeverFailsOpenOnASetThatWasNeverLoaded) {
+  auto now = std::chrono::steady_clock::now();
+  auto owned = std::make_unique<DownAtStartStore>();
+  DownAtStartStore& store = *owned;
+  Revocations r(std::move(owned), std::chrono::seconds(3600), [&] { return now; });
+  r.start({});
+  EXPECT_FALSE(r.loaded());
+  EXPECT_EQ(r.check({"i", "s", "j", "k", 0}), Answer::unavailable);
+  store.listener.state(true, {});
+  EXPECT_TRUE(r.loaded());
+  store.listener.state(false, "gone again");
+  EXPECT_EQ(r.check({"i", "s", "j", "k", 0}), Answer::not_revoked);  // now the last known set, for fail_open_for
+}
+
+TEST(Revocations, TellsWhichEntriesOfABatchAreDurable) {
+  Revocations r(std::make_unique<DownAtStartStore>(), std::chrono::seconds(0));
+  r.start({});
+  std::promise<std::vector<bool>> done;
+  r.revoke({{Kind::jti, "i", "kept", 100, 110}, {Kind::jti, "i", "lost", 100, 110}},
+           [&](std::vector<bool> durable) { done.set_value(durable); });
+  EXPECT_EQ(done.get_future().get(), (std::vector<bool>{true, false}));
+  EXPECT_EQ(r.entries(), 1u);
 }
 
 }  // namespace

@@ -56,7 +56,7 @@ TEST(StatusLists, IndicesAreNeverHandedOutTwiceAcrossAReopening) {
     for (int i = 0; i < 3; ++i) {
       auto slot = lists.allocate("default", kNow);
       ASSERT_TRUE(slot);
-      EXPECT_EQ(slot->uri, kBase + "/default/1796187600");
+      EXPECT_EQ(slot->uri, kBase + "/default/1796187600-" + lists.host());
       EXPECT_EQ(slot->idx, last + 1);
       last = slot->idx;
     }
@@ -64,10 +64,11 @@ TEST(StatusLists, IndicesAreNeverHandedOutTwiceAcrossAReopening) {
   StatusLists again(dir.file(), kBase, kWindow, kLifetime, kNow);
   auto slot = again.allocate("default", kNow);
   ASSERT_TRUE(slot);
+  EXPECT_EQ(slot->uri, kBase + "/default/1796187600-" + again.host());  // the host keeps its id
   EXPECT_GT(slot->idx, last);
   EXPECT_EQ(slot->idx, StatusLists::kBlock);
   // Every reserved index is covered by the list, so a verifier always finds a token's bit.
-  auto snapshot = again.find("default/1796187600");
+  auto snapshot = again.find("default/1796187600-" + again.host());
   ASSERT_TRUE(snapshot);
   EXPECT_GE(snapshot->bytes.size() * 8, static_cast<std::size_t>(slot->idx + 1));
 }
@@ -77,14 +78,16 @@ TEST(StatusLists, OnlyThisHostsListsAreMarked) {
   StatusLists lists(dir.file(), kBase, kWindow, kLifetime, kNow);
   auto slot = lists.allocate("default", kNow);
   ASSERT_TRUE(slot);
-  const auto before = lists.version("default/1796187600");
-  lists.mark("https://other.example/statuslists/default/1796187600", slot->idx);
-  lists.mark(kBase + "x/default/1796187600", slot->idx);
-  lists.mark(kBase + "/default/1796187600", StatusLists::kBlock * 10);  // beyond what was ever handed out
-  EXPECT_EQ(lists.version("default/1796187600"), before);
+  const std::string id = "default/1796187600-" + lists.host();
+  const auto before = lists.version(id);
+  lists.mark("https://other.example/statuslists/" + id, slot->idx);
+  lists.mark(kBase + "x/" + id, slot->idx);
+  lists.mark(kBase + "/default/1796187600-0000000z", slot->idx);  // another host under the same base
+  lists.mark(kBase + "/" + id, StatusLists::kBlock * 10);         // beyond what was ever handed out
+  EXPECT_EQ(lists.version(id), before);
   lists.mark(slot->uri, slot->idx);
-  EXPECT_NE(lists.version("default/1796187600"), before);
-  EXPECT_EQ(lists.find("default/1796187600")->bytes[0], 1);
+  EXPECT_NE(lists.version(id), before);
+  EXPECT_EQ(lists.find(id)->bytes[0], 1);
 }
 
 TEST(StatusLists, AListIsRetiredOnceEveryTokenItIndexesHasExpired) {
@@ -92,10 +95,11 @@ TEST(StatusLists, AListIsRetiredOnceEveryTokenItIndexesHasExpired) {
   StatusLists lists(dir.file(), kBase, kWindow, kLifetime, kNow);
   ASSERT_TRUE(lists.allocate("default", kNow));
   const std::int64_t window_end = 1796187600 + kWindow;
+  const std::string id = "default/1796187600-" + lists.host();
   lists.retire(window_end + kLifetime);
-  EXPECT_TRUE(lists.find("default/1796187600"));
+  EXPECT_TRUE(lists.find(id));
   lists.retire(window_end + kLifetime + 1);
-  EXPECT_FALSE(lists.find("default/1796187600"));
+  EXPECT_FALSE(lists.find(id));
   StatusLists again(dir.file(), kBase, kWindow, kLifetime, window_end + kLifetime + 1);
   EXPECT_EQ(again.lists(), 0u);
 }
@@ -105,19 +109,30 @@ TEST(StatusLists, AShorterWindowOrLifetimeAfterARestartDoesNotRetireAListEarly) 
   { ASSERT_TRUE(StatusLists(dir.file(), kBase, kWindow, kLifetime, kNow).allocate("default", kNow)); }
   const std::int64_t due = 1796187600 + kWindow + kLifetime;
   StatusLists shorter(dir.file(), kBase, 60, 10, kNow);
+  const std::string id = "default/1796187600-" + shorter.host();
   shorter.retire(due);
-  EXPECT_TRUE(shorter.find("default/1796187600"));
+  EXPECT_TRUE(shorter.find(id));
   shorter.retire(due + 1);
-  EXPECT_FALSE(shorter.find("default/1796187600"));
+  EXPECT_FALSE(shorter.find(id));
+}
+
+TEST(StatusLists, TwoHostsUnderOneBaseNameDifferentLists) {
+  TempDir a, b;
+  StatusLists first(a.file(), kBase, kWindow, kLifetime, kNow), second(b.file(), kBase, kWindow, kLifetime, kNow);
+  EXPECT_NE(first.host(), second.host());
+  auto slot = first.allocate("default", kNow);
+  ASSERT_TRUE(second.allocate("default", kNow));
+  second.mark(slot->uri, slot->idx);  // a revocation of the first host's token, learned by the second
+  EXPECT_EQ(second.find("default/1796187600-" + second.host())->bytes[0], 0);
 }
 
 TEST(StatusLists, EachWindowAndKeysetHasItsOwnList) {
   TempDir dir;
   StatusLists lists(dir.file(), kBase, kWindow, kLifetime, kNow);
-  EXPECT_EQ(lists.allocate("default", kNow)->uri, kBase + "/default/1796187600");
-  EXPECT_EQ(lists.allocate("rsa", kNow)->uri, kBase + "/rsa/1796187600");
+  EXPECT_EQ(lists.allocate("default", kNow)->uri, kBase + "/default/1796187600-" + lists.host());
+  EXPECT_EQ(lists.allocate("rsa", kNow)->uri, kBase + "/rsa/1796187600-" + lists.host());
   auto next = lists.allocate("default", kNow + kWindow);
-  EXPECT_EQ(next->uri, kBase + "/default/1796191200");
+  EXPECT_EQ(next->uri, kBase + "/default/1796191200-" + lists.host());
   EXPECT_EQ(next->idx, 0);
 }
 

@@ -14,13 +14,6 @@ constexpr std::size_t kMaxName = 256;
 
 using Error = ApiError;
 
-std::optional<Error> only_members(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body.items())
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-      return Error::bad_request("unknown member \"" + key + "\"");
-  return std::nullopt;
-}
-
 std::optional<Error> string_member(const nlohmann::json& body, const char* name, std::optional<std::string>& out,
                                    std::size_t max = kMaxName) {
   auto it = body.find(name);
@@ -52,6 +45,13 @@ std::optional<Error> base64url_member(const nlohmann::json& body, const char* na
 }
 
 }  // namespace
+
+std::optional<ApiError> only_members(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : body.items())
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return ApiError::bad_request("unknown member \"" + key + "\"");
+  return std::nullopt;
+}
 
 Expected<JwtRequest, ApiError> parse_jwt_request(const nlohmann::json& body) {
   if (auto e = only_members(body, {"sub", "aud", "ttl", "keyset", "typ", "claims"})) return *e;

@@ -2,9 +2,11 @@
 // types and impossible values are refused with a message naming the member.
 #pragma once
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/api_error.h"
@@ -39,6 +41,9 @@ struct SignRequest {
   Bytes digest;
   std::optional<std::string> keyset;
 };
+
+// Refuses members outside `allowed`, naming the first.
+std::optional<ApiError> only_members(const nlohmann::json& body, std::initializer_list<std::string_view> allowed);
 
 Expected<JwtRequest, ApiError> parse_jwt_request(const nlohmann::json& body);
 Expected<JwsRequest, ApiError> parse_jws_request(const nlohmann::json& body);

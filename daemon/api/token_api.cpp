@@ -7,6 +7,7 @@
 
 #include "api/api_error.h"
 #include "api/json_body.h"
+#include "api/requests.h"
 #include "hsmsignd/result.h"
 #include "log/log.h"
 #include "validation/validator.h"
@@ -29,14 +30,6 @@ std::int64_t now_seconds() {
 }
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
-
-// Refuses members outside `allowed`, naming the first.
-std::optional<ApiError> only(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
-  for (const auto& [key, value] : body.items())
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-      return ApiError::bad_request("unknown member \"" + key.substr(0, 64) + "\"");
-  return std::nullopt;
-}
 
 // A string member of 1 to `longest` bytes.
 std::optional<ApiError> id_member(const nlohmann::json& body, const char* name, std::size_t longest = kMaxIdLength) {
@@ -105,7 +98,7 @@ std::int64_t TokenApi::ceiling(std::int64_t now) const { return now + longest_tt
 void TokenApi::verify(const HttpRequest& request, std::string_view route, const RecordFor& record_for, Reply reply) {
   auto body = parse_object(request.body);
   if (!body) return reply(error_response(body.error()));
-  if (auto e = only(*body, {"jwt", "aud"})) return reply(error_response(*e));
+  if (auto e = only_members(*body, {"jwt", "aud"})) return reply(error_response(*e));
   auto jwt = body->find("jwt");
   if (jwt == body->end() || !jwt->is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" (a string) is required")));
   validation::Rules rules{&issuers_, std::nullopt, now_seconds(), tolerance_, true};
@@ -164,7 +157,7 @@ void TokenApi::revoke(const config::ClientConfig& client, const HttpRequest& req
                       Reply reply) {
   auto body = parse_object(request.body);
   if (!body) return reply(error_response(body.error()));
-  if (auto e = only(*body, {"jwt", "jti", "exp"})) return reply(error_response(*e));
+  if (auto e = only_members(*body, {"jwt", "jti", "exp"})) return reply(error_response(*e));
   if (body->contains("jwt")) {
     if (body->size() != 1) return reply(error_response(ApiError::bad_request("give either \"jwt\" or \"jti\" and \"exp\"")));
     if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));
@@ -195,7 +188,7 @@ void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_fo
     return reply(error_response(ApiError::bad_request("give exactly one of \"jwt\", \"jti\", \"sub\" and \"keyset\"")));
   const std::int64_t now = now_seconds();
   if (body->contains("jwt")) {
-    if (auto e = only(*body, {"jwt"})) return reply(error_response(*e));
+    if (auto e = only_members(*body, {"jwt"})) return reply(error_response(*e));
     if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));
     return revoke_jwt((*body)["jwt"], nullptr, "/v1/admin/revoke", record_for, std::move(reply));
   }
@@ -218,21 +211,21 @@ void TokenApi::revoke_any(const HttpRequest& request, const RecordFor& record_fo
   std::vector<Entry> entries;
   std::vector<std::string> issuers;
   if (body->contains("jti")) {
-    if (auto e = only(*body, {"jti", "iss", "exp"}); e) return reply(error_response(*e));
+    if (auto e = only_members(*body, {"jti", "iss", "exp"}); e) return reply(error_response(*e));
     if (auto e = id_member(*body, "jti"); e) return reply(error_response(*e));
     if (auto e = time_member(*body, "exp"); e) return reply(error_response(*e));
     if (auto e = issuers_of(issuers); e) return reply(error_response(*e));
     const std::int64_t exp = std::min(body->value("exp", ceiling(now)), ceiling(now));
     for (const auto& iss : issuers) entries.push_back({Kind::jti, iss, (*body)["jti"], exp, exp + tolerance_});
   } else if (body->contains("sub")) {
-    if (auto e = only(*body, {"sub", "iss", "before"}); e) return reply(error_response(*e));
+    if (auto e = only_members(*body, {"sub", "iss", "before"}); e) return reply(error_response(*e));
     if (auto e = id_member(*body, "sub", kMaxSubLength); e) return reply(error_response(*e));
     if (auto e = issuers_of(issuers); e) return reply(error_response(*e));
     auto at = before();
     if (!at) return reply(error_response(at.error()));
     for (const auto& iss : issuers) entries.push_back({Kind::subject, iss, (*body)["sub"], *at, ceiling(*at)});
   } else {
-    if (auto e = only(*body, {"keyset", "before"}); e) return reply(error_response(*e));
+    if (auto e = only_members(*body, {"keyset", "before"}); e) return reply(error_response(*e));
     if (auto e = id_member(*body, "keyset"); e) return reply(error_response(*e));
     const std::string keyset = (*body)["keyset"];
     if (!config_.keyset(keyset)) return reply(error_response(ApiError::not_found("no keyset \"" + keyset.substr(0, 64) + "\"")));

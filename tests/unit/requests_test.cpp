@@ -184,7 +184,7 @@ TEST_F(Requests, JwtClaimsMustBeAnObject) {
 }
 
 TEST_F(Requests, JwtClaimsMayNotSetAnyRegisteredClaim) {
-  for (const char* registered : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}) {
+  for (const char* registered : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "status"}) {
     SCOPED_TRACE(registered);
     const json body = jwt_body({{"claims", {{"role", "user"}, {registered, "forged"}}}});
     auto r = parse_jwt_request(body);
@@ -192,8 +192,8 @@ TEST_F(Requests, JwtClaimsMayNotSetAnyRegisteredClaim) {
     // The same value under a private name is fine.
     EXPECT_TRUE(parse_jwt_request(jwt_body({{"claims", {{std::string("x_") + registered, "forged"}}}})));
   }
-  // The list the daemon checks is the RFC 7519 list, all of it.
-  EXPECT_EQ(std::size(kRegisteredClaims), 7u);
+  // The list the daemon checks is the RFC 7519 list, all of it, and the Token Status List's claim.
+  EXPECT_EQ(std::size(kRegisteredClaims), 8u);
 }
 
 // --- /v1/jws ---------------------------------------------------------------------------------------

@@ -175,6 +175,15 @@ std::unique_ptr<status_list::StatusLists> open_status_lists(const config::Config
   }
 }
 
+// The next window's lists are reserved when it begins within two purge periods.
+constexpr std::int64_t kStatusListLookahead = 120;
+
+std::vector<std::string> status_list_keysets(const config::Config& c) {
+  std::vector<std::string> out;
+  for (const auto& k : c.keysets) out.push_back(k.name);
+  return out;
+}
+
 std::vector<metrics::Metrics::Keyset> metric_keysets(const config::Config& c) {
   std::vector<metrics::Metrics::Keyset> out;
   for (const auto& k : c.keysets) out.push_back({k.name, k.algorithm});
@@ -342,6 +351,11 @@ void Daemon::start() {
         .number("outage_ms", outage.count());
     p.audit->append(std::move(login));
   });
+  if (p.status_lists) {
+    // Reserved before the first request, and from then on ahead of need on the keyring's thread.
+    p.status_lists->prepare_windows(status_list_keysets(config_), now().time_since_epoch().count(), kStatusListLookahead);
+    p.status_lists->set_background([this](std::function<void()> task) { parts_->keyring.post(std::move(task)); });
+  }
   // From here on the lifecycle thread makes the transitions and republishes the JWKS file.
   p.keyring.start([file = config_.jwks.file](const keyring::View& v) {
     if (file.empty()) return;
@@ -391,10 +405,15 @@ int Daemon::run() {
     purges.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       p.revocations->purge(now().time_since_epoch().count());
-      if (p.status_lists) {
-        p.status_lists->retire(now().time_since_epoch().count());
-        p.api.forget_retired_lists();
-      }
+      // The lists' commits (fsyncs) happen on the keyring's thread, never on this one.
+      if (p.status_lists)
+        p.keyring.post([this] {
+          auto& p = *parts_;
+          const auto t = now().time_since_epoch().count();
+          p.status_lists->retire(t);
+          p.status_lists->prepare_windows(status_list_keysets(config_), t, kStatusListLookahead);
+          p.api.forget_retired_lists();
+        });
       next_purge();
     });
   };

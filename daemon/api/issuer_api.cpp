@@ -24,10 +24,6 @@ constexpr std::string_view kStatusListPrefix = "/statuslists/";
 
 HttpResponse json_response(const nlohmann::json& body) { return {200, body.dump(), "application/json", {}, {}}; }
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // The answer to a failed signature. A token error names the CKR_ code, nothing more of the token.
 ApiError signing_failure(const pkcs11::Error& e) {
   if (e.kind == pkcs11::ErrorKind::busy) return ApiError::unavailable("the token is busy: " + e.detail);
@@ -183,7 +179,7 @@ void IssuerApi::issue_jwt(const policy::Peer& peer, const config::ClientConfig& 
   claims.sub = parsed->sub;
   claims.aud = grant->aud;
   claims.aud_is_array = grant->aud_is_array;
-  claims.iat = now_seconds();
+  claims.iat = unix_now();
   claims.exp = claims.iat + grant->ttl.count();
   claims.jti = new_jti();
   claims.extra = &parsed->claims;

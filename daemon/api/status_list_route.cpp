@@ -6,6 +6,7 @@
 #include "api/issuer_api.h"
 #include "api/token_builder.h"
 #include "common/json_writer.h"
+#include "common/rfc3339.h"
 #include "crypto/digest.h"
 #include "jose/base64url.h"
 #include "jose/jws.h"
@@ -48,8 +49,7 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
     if (auto last = signed_lists_.last(id)) return reply(list_response(request, *last, ttl));
     return reply(error_response(ApiError::overloaded("the status list is being signed", 1)));
   }
-  const std::int64_t iat =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t iat = unix_now();
   std::string payload;
   {
     std::string list;

@@ -59,32 +59,31 @@ StatusLists::StatusLists(std::filesystem::path file, std::string base_uri, std::
   retire(now);
 }
 
-bool StatusLists::reserve(List& list) {
+// The only write of a reservation; max() in SQL, so two reservations of one list never go backwards.
+bool StatusLists::commit(const std::string& keyset, std::int64_t window_start, std::int64_t reserved,
+                         std::int64_t retires) {
   SqliteStatement up = db_.prepare(
       "INSERT INTO status_lists (keyset, window_start, reserved, retires) VALUES (?1, ?2, ?3, ?4) "
-      "ON CONFLICT (keyset, window_start) DO UPDATE SET reserved = excluded.reserved, retires = excluded.retires");
+      "ON CONFLICT (keyset, window_start) DO UPDATE SET reserved = max(reserved, excluded.reserved), "
+      "retires = max(retires, excluded.retires)");
   if (!up) return false;
-  SqliteDb::bind_text(up.get(), 1, list.keyset);
-  sqlite3_bind_int64(up.get(), 2, list.window_start);
-  sqlite3_bind_int64(up.get(), 3, list.reserved + kBlock);
-  // Kept with the list: a shorter window or max_ttl after a restart must not retire it before its tokens.
-  const std::int64_t retires = std::max(list.retires, retire_time(list));
+  SqliteDb::bind_text(up.get(), 1, keyset);
+  sqlite3_bind_int64(up.get(), 2, window_start);
+  sqlite3_bind_int64(up.get(), 3, reserved);
   sqlite3_bind_int64(up.get(), 4, retires);
-  if (sqlite3_step(up.get()) != SQLITE_DONE) return false;
-  list.retires = retires;
-  list.reserved += kBlock;
-  list.bytes.resize(static_cast<std::size_t>((list.reserved + 7) / 8), 0);
-  ++list.version;
-  return true;
+  return sqlite3_step(up.get()) == SQLITE_DONE;
 }
 
-// The last token of a window is issued just before its end and accepted for `lifetime` after.
-std::int64_t StatusLists::retire_time(const List& list) const { return list.window_start + window_ + lifetime_; }
+void StatusLists::extend(List& list, std::int64_t reserved, std::int64_t retires) {
+  list.retires = std::max(list.retires, retires);
+  if (reserved <= list.reserved) return;
+  list.reserved = reserved;
+  list.bytes.resize(static_cast<std::size_t>((list.reserved + 7) / 8), 0);
+  ++list.version;
+}
 
-std::optional<Slot> StatusLists::allocate(std::string_view keyset, std::int64_t now) {
-  const std::int64_t window_start = now - now % window_;
+StatusLists::List& StatusLists::list_of(std::string_view keyset, std::int64_t window_start) {
   const std::string id = id_of(keyset, window_start);
-  std::lock_guard lock(mutex_);
   auto it = lists_.find(id);
   if (it == lists_.end()) {
     List l;
@@ -92,10 +91,53 @@ std::optional<Slot> StatusLists::allocate(std::string_view keyset, std::int64_t 
     l.window_start = window_start;
     it = lists_.emplace(id, std::move(l)).first;
   }
-  List& list = it->second;
-  // One commit (one fsync) per block of indices, on the caller's thread: rare enough not to matter.
-  if (list.next >= list.reserved && !reserve(list)) return std::nullopt;
-  return Slot{base_uri_ + "/" + id, list.next++};
+  return it->second;
+}
+
+void StatusLists::prepare(std::string_view keyset, std::int64_t window_start) {
+  std::int64_t reserved, retires;
+  {
+    std::lock_guard lock(mutex_);
+    List& list = list_of(keyset, window_start);
+    list.reserving = false;
+    if (list.reserved - list.next >= kBlock / 2) return;
+    reserved = list.reserved + kBlock;
+    // Kept with the list: a shorter window or max_ttl after a restart must not retire it before its tokens.
+    retires = std::max(list.retires, retire_time(list));
+  }
+  // The fsync without the lock: the I/O thread goes on handing out what is already reserved.
+  if (!commit(std::string(keyset), window_start, reserved, retires)) return;
+  std::lock_guard lock(mutex_);
+  extend(list_of(keyset, window_start), reserved, retires);
+}
+
+void StatusLists::prepare_windows(const std::vector<std::string>& keysets, std::int64_t now, std::int64_t ahead) {
+  const std::int64_t window_start = now - now % window_;
+  for (const auto& keyset : keysets) {
+    prepare(keyset, window_start);
+    if (now + ahead >= window_start + window_) prepare(keyset, window_start + window_);
+  }
+}
+
+// The last token of a window is issued just before its end and accepted for `lifetime` after.
+std::int64_t StatusLists::retire_time(const List& list) const { return list.window_start + window_ + lifetime_; }
+
+std::optional<Slot> StatusLists::allocate(std::string_view keyset, std::int64_t now) {
+  const std::int64_t window_start = now - now % window_;
+  std::lock_guard lock(mutex_);
+  List& list = list_of(keyset, window_start);
+  if (list.next >= list.reserved) {
+    // Nothing reserved ahead (a burst faster than the background, or no background): commit here.
+    const std::int64_t reserved = list.reserved + kBlock, retires = std::max(list.retires, retire_time(list));
+    if (!commit(list.keyset, window_start, reserved, retires)) return std::nullopt;
+    extend(list, reserved, retires);
+  }
+  Slot slot{base_uri_ + "/" + id_of(keyset, window_start), list.next++};
+  if (background_ && !list.reserving && list.reserved - list.next < kBlock / 2) {
+    list.reserving = true;
+    background_([this, keyset = list.keyset, window_start] { prepare(keyset, window_start); });
+  }
+  return slot;
 }
 
 void StatusLists::mark(std::string_view uri, std::int64_t idx) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -40,8 +41,17 @@ class StatusLists {
   StatusLists(std::filesystem::path file, std::string base_uri, std::int64_t window, std::int64_t lifetime,
               std::int64_t now);
 
+  // Where allocate() has the next block reserved: a thread that may wait for an fsync (the keyring's).
+  // Without one, allocate() commits each block itself.
+  void set_background(std::function<void(std::function<void()>)> post) { background_ = std::move(post); }
+
   // The Status List entry of a token of `keyset` issued at `now`; nullopt when no index could be reserved.
+  // Commits (an fsync) only when nothing was reserved ahead.
   std::optional<Slot> allocate(std::string_view keyset, std::int64_t now);
+  // Off the I/O thread: reserves a block for each keyset's list of the window of `now` when less than half
+  // a block is left, and for the next window's when it begins within `ahead` seconds, so that the first
+  // tokens of a window do not wait for an fsync.
+  void prepare_windows(const std::vector<std::string>& keysets, std::int64_t now, std::int64_t ahead);
   // Sets the bit of a revoked token. URIs of other hosts' lists, and of retired lists, are ignored.
   void mark(std::string_view uri, std::int64_t idx);
   // The list whose id (the part of its URI after the base) is `id`.
@@ -61,8 +71,12 @@ class StatusLists {
     std::vector<std::uint8_t> bytes;
     std::uint64_t version = 0;
     std::int64_t retires = 0;  // as recorded when its indices were reserved
+    bool reserving = false;    // a background reservation is on its way
   };
-  bool reserve(List& list);
+  void prepare(std::string_view keyset, std::int64_t window_start);
+  bool commit(const std::string& keyset, std::int64_t window_start, std::int64_t reserved, std::int64_t retires);
+  static void extend(List& list, std::int64_t reserved, std::int64_t retires);
+  List& list_of(std::string_view keyset, std::int64_t window_start);  // made if absent; under the lock
   std::string id_of(std::string_view keyset, std::int64_t window_start) const;
   std::int64_t retire_time(const List& list) const;  // by the current window and lifetime
 
@@ -72,6 +86,7 @@ class StatusLists {
   std::string host_;
   std::int64_t window_, lifetime_;
   std::map<std::string, List, std::less<>> lists_;  // by id
+  std::function<void(std::function<void()>)> background_;
 };
 
 }  // namespace hsmsignd::status_list

@@ -128,8 +128,9 @@ Verdict validate(std::string_view jwt, std::shared_ptr<const keyring::View> view
   if (!read_audience(v.claims, c.aud)) return fail(v, Reason::missing_claim, "no aud (a string or strings)");
   if (!read_time(v.claims, "nbf", c.nbf)) return fail(v, Reason::missing_claim, "no nbf (unix seconds)");
   if (!read_time(v.claims, "iat", c.iat)) return fail(v, Reason::missing_claim, "no iat (unix seconds)");
-  if (rules.issuers && std::find(rules.issuers->begin(), rules.issuers->end(), c.iss) == rules.issuers->end())
-    return fail(v, Reason::wrong_issuer, "no client of this daemon issues for iss \"" + c.iss.substr(0, 256) + "\"");
+  if (rules.issues && !rules.issues(c.iss, v.key->keyset))
+    return fail(v, Reason::wrong_issuer,
+                "no client issues JWTs for iss \"" + c.iss.substr(0, 256) + "\" with keyset " + v.key->keyset);
   if (rules.audience && std::find(c.aud.begin(), c.aud.end(), *rules.audience) == c.aud.end())
     return fail(v, Reason::wrong_audience, "the token is not for \"" + rules.audience->substr(0, 256) + "\"");
   if (rules.now >= c.exp + rules.tolerance)

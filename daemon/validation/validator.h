@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -17,7 +18,8 @@
 namespace hsmsignd::validation {
 
 struct Rules {
-  const std::vector<std::string>* issuers = nullptr;  // the iss values accepted; nullptr: any
+  // Whether a JWT of `iss` signed by a key of `keyset` can be the daemon's; empty: not checked.
+  std::function<bool(const std::string& iss, const std::string& keyset)> issues{};
   std::optional<std::string> audience{};               // the aud the token must name; none: not checked
   std::int64_t now = 0;                                // unix seconds
   std::int64_t tolerance = 0;                          // seconds of leeway for exp, nbf and iat

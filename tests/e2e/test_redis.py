@@ -289,6 +289,26 @@ class FailOpenTest(RedisTestCase):
         self.assertEqual(self.daemon.post("/v1/revoke", {"jwt": fine}).status, 503)  # never acknowledged unstored
 
 
+class StartedWhileRedisIsDownTest(RedisTestCase):
+    REVOCATION = {"fail_open_for": "1h", "status_list": True}
+
+    def test_nothing_is_trusted_before_the_store_was_read(self):
+        token = self.token()
+        self.assertEqual(self.daemon.post("/v1/revoke", {"jwt": token}).status, 200)
+        uri, _ = status_of(verify_jwt(token, self.daemon.jwks_json(), "ES256")[1])
+        self.daemon.stop()
+        self.redis.kill()
+        self.daemon.start()
+        # Fail-open would answer from the last known set, and this daemon knows none yet.
+        self.assertEqual(self.daemon.post("/v1/verify", {"jwt": token}).json["reason"], "revocation_unavailable")
+        # Its Status List would show the revoked token's bit as 0.
+        self.assertEqual(fetch(uri)[0], 503)
+        self.redis.start()
+        wait_for(lambda: self.daemon.post("/v1/verify", {"jwt": token}).json.get("reason") == "revoked",
+                 "the revocation read back", timeout=15)
+        self.assertEqual(fetch(uri)[0], 200)
+
+
 class PasswordTest(RedisTestCase):
     PASSWORD = "e2e-throwaway-redis-password"
 

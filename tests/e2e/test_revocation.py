@@ -871,5 +871,33 @@ class DurabilityTest(unittest.TestCase):
         self.assertEqual(sum(1 for r in lines if r["event"] == "revoke"), n)
 
 
+class NoClientTest(unittest.TestCase):
+    def test_an_admin_revocation_that_names_nobody_is_refused_not_left_hanging(self):
+        daemon = Daemon(clients=[])
+        self.addCleanup(daemon.cleanup)
+        # No client, so the issuer socket's /healthz is 403: wait on the public listener's.
+        daemon.write_config()
+        process, stderr = daemon.spawn()
+        self.addCleanup(lambda: (process.terminate(), process.wait(timeout=10)))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if daemon.public("GET", "/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.fail(f"hsmsignd did not start: {stderr.read_text()}")
+            time.sleep(0.05)
+        conn = UnixHTTPConnection(daemon.workdir / "run" / "admin.sock", timeout=10)
+        try:
+            for body in ({"jti": "x"}, {"sub": "alice"}):
+                answer = conn.call("POST", "/v1/admin/revoke", body)
+                self.assertEqual(answer.status, 400, answer)
+                self.assertIn("no client", answer.json["message"])
+        finally:
+            conn.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -207,6 +207,12 @@ class ForgedEntriesTest(DaemonTestCase):
         # Its own iss on a keyset it may have JWTs signed by is a token like any other.
         self.assertTrue(self.daemon.post("/v1/verify", {"jwt": self.jws(self.claims())}).json["valid"])
 
+    def test_a_token_whose_jti_is_longer_than_any_of_the_daemons_is_refused(self):
+        answer = self.daemon.post("/v1/revoke", {"jwt": self.jws(self.claims(jti="j" * 257), keyset="default")})
+        self.assertError(answer, 400, "bad_request")
+        self.assertEqual(self.daemon.post("/v1/revoke", {"jwt": self.jws(self.claims(jti="j" * 256), keyset="default")}).status,
+                         200)
+
     def test_a_status_entry_of_another_keysets_list_sets_no_bit(self):
         real = self.daemon.post("/v1/jwt", {"sub": "victim"}).json["jwt"]
         uri, idx = status_of(decode_segment(real.split(".")[1]))

@@ -10,22 +10,12 @@
 
 #include "revocation/revocations.h"
 #include "revocation/sqlite_store.h"
+#include "test_support.h"
 
 namespace hsmsignd::revocation {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "revocation-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using test::TempDir;
 
 TEST(RevocationSet, AJtiIsRevokedOnlyForItsOwnIssuer) {
   RevocationSet set;

@@ -4,10 +4,13 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <functional>
+#include <vector>
 
 #include "jose/base64url.h"
 #include "status_list/encoding.h"
 #include "status_list/status_lists.h"
+#include "test_support.h"
 
 namespace hsmsignd::status_list {
 namespace {
@@ -32,17 +35,10 @@ TEST(StatusListEncoding, ALargeListRoundTripsThroughZlib) {
   EXPECT_EQ(back, bytes);
 }
 
-class TempDir {
+// The lists' file in a fresh folder.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "status-list-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::filesystem::path file() const { return path_ / "status-lists.sqlite3"; }
-
- private:
-  std::filesystem::path path_;
+  std::filesystem::path file() const { return path() / "status-lists.sqlite3"; }
 };
 
 constexpr std::int64_t kWindow = 3600, kLifetime = 910, kNow = 1796187600 + 100;
@@ -124,6 +120,34 @@ TEST(StatusLists, TwoHostsUnderOneBaseNameDifferentLists) {
   ASSERT_TRUE(second.allocate("default", kNow));
   second.mark(slot->uri, slot->idx);  // a revocation of the first host's token, learned by the second
   EXPECT_EQ(second.find("default/1796187600-" + second.host())->bytes[0], 0);
+}
+
+TEST(StatusLists, TheNextBlockIsReservedInTheBackgroundBeforeItIsNeeded) {
+  TempDir dir;
+  StatusLists lists(dir.file(), kBase, kWindow, kLifetime, kNow);
+  std::vector<std::function<void()>> posted;
+  lists.set_background([&](std::function<void()> task) { posted.push_back(std::move(task)); });
+  const std::string id = "default/1796187600-" + lists.host();
+  for (std::int64_t i = 0; i <= StatusLists::kBlock / 2; ++i) ASSERT_TRUE(lists.allocate("default", kNow));
+  ASSERT_EQ(posted.size(), 1u);  // once, however many tokens are issued while it is on its way
+  EXPECT_EQ(lists.find(id)->bytes.size() * 8, static_cast<std::size_t>(StatusLists::kBlock));
+  posted.front()();
+  EXPECT_EQ(lists.find(id)->bytes.size() * 8, static_cast<std::size_t>(2 * StatusLists::kBlock));
+  // Durable: a reopening goes on after both blocks.
+  StatusLists again(dir.file(), kBase, kWindow, kLifetime, kNow);
+  EXPECT_EQ(again.allocate("default", kNow)->idx, 2 * StatusLists::kBlock);
+}
+
+TEST(StatusLists, TheNextWindowsListIsReservedAheadOfItsStart) {
+  TempDir dir;
+  StatusLists lists(dir.file(), kBase, kWindow, kLifetime, kNow);
+  const std::int64_t next = 1796187600 + kWindow;
+  lists.prepare_windows({"default"}, next - 200, 120);
+  EXPECT_FALSE(lists.find("default/" + std::to_string(next) + "-" + lists.host()));
+  lists.prepare_windows({"default"}, next - 100, 120);
+  auto ahead = lists.find("default/" + std::to_string(next) + "-" + lists.host());
+  ASSERT_TRUE(ahead);
+  EXPECT_EQ(ahead->bytes.size() * 8, static_cast<std::size_t>(StatusLists::kBlock));
 }
 
 TEST(StatusLists, EachWindowAndKeysetHasItsOwnList) {

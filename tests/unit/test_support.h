@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <cstddef>
+#include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -11,6 +15,23 @@
 #include "jose/base64url.h"
 
 namespace hsmsignd::test {
+
+// A fresh folder under the system's temporary one, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "hsmsignd-unit-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 inline Bytes hex(std::string_view text) {
   Bytes out;

@@ -27,21 +27,15 @@
 #include "common/thread_priority.h"
 #include "jwks/jwks_file.h"
 #include "keyring/keyring.h"
-#include "keys.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "revocation/revocations.h"
 #include "revocation/redis_store.h"
 #include "revocation/sqlite_store.h"
 #include "status_list/status_lists.h"
-#include "module.h"
-#include "pin.h"
 #include "server/inherited_sockets.h"
 #include "server/listeners.h"
-#include "session_pool.h"
-#include "signing/sign_queue.h"
-#include "signing/token_watch.h"
-#include "token.h"
+#include "signers/signers.h"
 
 namespace hsmsignd {
 namespace {
@@ -50,7 +44,6 @@ namespace asio = boost::asio;
 
 constexpr std::size_t kMaxQueuedSignatures = 4096;
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
-constexpr auto kTokenProbeInterval = std::chrono::milliseconds(250);
 
 keyring::TimePoint now() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
 
@@ -61,37 +54,6 @@ void raise_descriptor_limit() {
     limit.rlim_cur = limit.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &limit);
   }
-}
-
-struct Token {
-  std::shared_ptr<pkcs11::Module> module;
-  std::unique_ptr<pkcs11::SessionPool> pool;
-};
-
-Token open_token(const config::Config& config) {
-  auto fail = [](const pkcs11::Error& e) {
-    return StartupError(e.kind == pkcs11::ErrorKind::config ? 2 : 1, e.what());
-  };
-  auto module = pkcs11::Module::load(config.token.module);
-  if (!module) throw fail(module.error());
-  auto token = pkcs11::find_token(**module, {config.token.label, config.token.serial});
-  if (!token) throw fail(token.error());
-  if (config.token.pin_file.empty())
-    throw StartupError(2, config.file.string() + ": token.pin_file: not set, and $CREDENTIALS_DIRECTORY is not set "
-                          "either: set pin_file, or start hsmsignd under systemd with LoadCredential=pin:...");
-  auto pin = pkcs11::Pin::read_file(config.token.pin_file);
-  if (!pin) throw fail(pin.error());
-  auto pool = pkcs11::SessionPool::open(*module, *token, std::move(*pin), {config.token.sessions});
-  if (!pool) throw fail(pool.error());
-  log::info("login", {{"token", token->label}, {"serial", token->serial}, {"model", token->model},
-                      {"sessions", std::to_string((*pool)->size())}});
-  for (const auto& keyset : config.keysets) {
-    auto ok = pkcs11::supports(**module, token->slot, keyset.algorithm);
-    if (!ok || !*ok)
-      throw StartupError(1, "token \"" + token->label + "\" does not offer the mechanisms " +
-                                std::string(name(keyset.algorithm)) + " needs (keyset \"" + keyset.name + "\")");
-  }
-  return {std::move(*module), std::move(*pool)};
 }
 
 server::Limits limits_from(const config::Config& c, std::size_t max_connections) {
@@ -194,15 +156,14 @@ std::vector<metrics::Metrics::Keyset> metric_keysets(const config::Config& c) {
 
 struct Daemon::Parts {
   explicit Parts(const config::Config& config)
-      : token(open_token(config)),
+      : signers(config.file, config.token.signers, kMaxQueuedSignatures),
         audit(open_audit(config)),
-        keyring(*token.pool, config, now,
+        keyring(signers.token_ops(), config, now,
                 [this](const keyring::Event& e) {
                   log::write(e.type == "error" ? log::Level::error : log::Level::info, e.type,
                              {{"keyset", e.keyset}, {"kid", e.kid}, {"detail", e.detail}});
                   audit->append(to_record(e));
                 }),
-        queue(token.pool->size(), kMaxQueuedSignatures),
         revocations(open_revocations(config)),
         status_lists(open_status_lists(config)),
         metrics(metric_keysets(config)),
@@ -210,14 +171,13 @@ struct Daemon::Parts {
         admin_limits(limits_from(config, kAdminConnections)),
         jwks_limits(limits_from(config, kJwksConnections)),
         tokens(config, keyring, *revocations, metrics, *audit),
-        api({config, keyring, queue, metrics, health, *token.pool, *audit, *revocations, tokens, status_lists.get(),
+        api({config, keyring, signers, metrics, health, *audit, *revocations, tokens, status_lists.get(),
              in_flight.connections}),
-        admin(config, *token.pool, keyring, metrics, *audit, tokens) {}
+        admin(config, signers, keyring, metrics, *audit, tokens) {}
 
-  Token token;
+  signers::Signers signers;  // first: started before anything could touch a token
   std::unique_ptr<audit::AuditLog> audit;
   keyring::Keyring keyring;
-  signing::SignQueue queue;
   std::unique_ptr<revocation::Revocations> revocations;
   std::unique_ptr<status_list::StatusLists> status_lists;
   metrics::Metrics metrics;
@@ -231,7 +191,7 @@ struct Daemon::Parts {
   std::optional<server::UnixListener> issuer;
   std::optional<server::UnixListener> admin_socket;
   std::optional<server::TcpListener> jwks;
-  std::optional<signing::TokenWatch> watch;  // last: stopped first
+  std::atomic<bool> stopped{false};  // after the stop line, no signer event reaches the audit log
 };
 
 Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
@@ -239,16 +199,54 @@ Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
 Daemon::~Daemon() {
   if (!parts_) return;
   parts_->keyring.stop();
-  parts_->queue.stop();
   parts_->revocations->stop();
   parts_->audit->stop();
+  parts_->signers.stop();
+}
+
+void Daemon::start_signers() {
+  auto& p = *parts_;
+  signers::Signers::Events events;
+  events.died = [this](std::size_t slot, const std::string& how) {
+    auto& p = *parts_;
+    if (p.stopped) return;
+    audit::Record died{"error", true};
+    died.add().number("signer", static_cast<std::int64_t>(slot)).string("reason", "signer process " + how);
+    p.audit->append(std::move(died));
+  };
+  events.recovered = [this](std::size_t slot, std::chrono::milliseconds outage, const pkcs11::Error& cause) {
+    auto& p = *parts_;
+    if (p.stopped) return;
+    const auto& token = p.signers.token();
+    // A device that was away and answers again is healthy; one re-initialised because it kept failing
+    // is healthy only once it signs again.
+    if (!cause.device_fault()) p.health.token_ok();
+    log::info("token_recovered", {{"token", token.label}, {"cause", cause.what()}, {"outage_ms", std::to_string(outage.count())},
+                                  {"signer", std::to_string(slot)}});
+    audit::Record login{"login", true};
+    login.add()
+        .string("token", token.label)
+        .string("serial", token.serial)
+        .boolean("recovered", true)
+        .number("outage_ms", outage.count());
+    p.audit->append(std::move(login));
+  };
+  try {
+    p.signers.start(std::move(events));
+  } catch (const signers::StartError& e) {
+    throw StartupError(e.status, e.what());
+  }
+  const auto& token = p.signers.token();
+  log::info("login", {{"token", token.label}, {"serial", token.serial}, {"model", token.model},
+                      {"signers", std::to_string(config_.token.signers)}, {"sessions", std::to_string(config_.token.sessions)}});
 }
 
 void Daemon::start() {
   raise_descriptor_limit();
   parts_ = std::make_unique<Parts>(config_);
   auto& p = *parts_;
-  const auto& token = p.token.pool->token();
+  start_signers();
+  const auto& token = p.signers.token();
   audit::Record start{"start", true}, config{"config", true}, login{"login", true};
   start.add().number("pid", ::getpid()).number("uid", ::geteuid());
   config.add().string("file", config_.file.string()).string("sha256", file_sha256(config_.file));
@@ -257,14 +255,14 @@ void Daemon::start() {
   p.audit->append(std::move(config));
   p.audit->append(std::move(login));
 
-  auto audit_key = audit::open_audit_key(*p.token.pool, [&](const std::string& kid, const std::string& label) {
+  auto audit_key = audit::open_audit_key(p.signers.token_ops(), [&](const std::string& kid, const std::string& label) {
     audit::Record keygen{"keygen", true};
     keygen.add().string("keyset", audit::kAuditKeyset).string("kid", kid).string("label", label);
     p.audit->append(std::move(keygen));
   });
   if (!audit_key) throw StartupError(1, "the audit key: " + audit_key.error().what());
-  p.audit->set_checkpoint_signer({audit_key->kid, "ES256", [signer = audit_key->signer](const std::string& message) {
-                                    auto s = signer->sign(as_bytes(message));
+  p.audit->set_checkpoint_signer({audit_key->kid, "ES256", [&signers = p.signers, signer = audit_key->signer](const std::string& message) {
+                                    auto s = signers.sign(*signer, message);
                                     return s ? std::optional<Bytes>(std::move(*s)) : std::nullopt;
                                   }});
   const auto key_file = audit::public_key_path(config_.audit.file);
@@ -335,22 +333,6 @@ void Daemon::start() {
   p.issuer->start();
   p.admin_socket->start();
   if (p.jwks) p.jwks->start();
-  p.watch.emplace(*p.token.pool, kTokenProbeInterval, [this](std::chrono::milliseconds outage, const pkcs11::Error& cause) {
-    auto& p = *parts_;
-    const auto& token = p.token.pool->token();
-    // A device that was away and answers again is healthy; one re-initialised because it kept failing
-    // is healthy only once it signs again.
-    if (!cause.device_fault()) p.health.token_ok();
-    log::info("token_recovered", {{"token", token.label}, {"cause", cause.what()}, {"outage_ms", std::to_string(outage.count())},
-                                  {"reinitialisations", std::to_string(p.token.pool->recoveries())}});
-    audit::Record login{"login", true};
-    login.add()
-        .string("token", token.label)
-        .string("serial", token.serial)
-        .boolean("recovered", true)
-        .number("outage_ms", outage.count());
-    p.audit->append(std::move(login));
-  });
   if (p.status_lists) {
     // Reserved before the first request, and from then on ahead of need on the keyring's thread.
     p.status_lists->prepare_windows(status_list_keysets(config_), now().time_since_epoch().count(), kStatusListLookahead);
@@ -450,33 +432,39 @@ int Daemon::run() {
   };
   if (::sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) next_ping();
   ::sd_notifyf(0, "READY=1\nSTATUS=serving %zu keyset(s) from token \"%s\"", config_.keysets.size(),
-               p.token.pool->token().label.c_str());
+               p.signers.token().label.c_str());
   prefer_short_slices();  // the I/O thread: every request passes through it twice
   p.io.run();
-  p.watch.reset();  // no recovery line may follow the stop line
   p.keyring.stop();
-  p.queue.stop();
   p.revocations->stop();
   p.api.report_refusals();
   // The last lines: the stop, and a checkpoint that covers everything before it.
   audit::Record stop{"stop", true};
   stop.add().number("pid", ::getpid());
+  p.stopped = true;  // no recovery or death line may follow the stop line
   p.audit->append(std::move(stop));
-  p.audit->checkpoint();
+  p.audit->checkpoint();  // signed by a signer: they stop after it
   const bool written = p.audit->flush();
   if (!written) log::error("audit_incomplete", {{"reason", "the last audit lines could not be written: " + p.audit->failure()}});
   p.audit->stop();
+  p.signers.stop();
   return written ? 0 : 1;
 }
 
 int Daemon::check(const config::Config& config) {
   try {
-    Token token = open_token(config);
-    const auto& info = token.pool->token();
+    // One signer process opens the token, as when serving: --check never loads the module here either.
+    signers::Signers signers(config.file, 1, 1);
+    try {
+      signers.start({});
+    } catch (const signers::StartError& e) {
+      throw StartupError(e.status, e.what());
+    }
+    const auto& info = signers.token();
     std::printf("config: %s: ok\n", config.file.c_str());
     std::printf("token: label \"%s\", serial %s, model %s, manufacturer %s; logged in\n", info.label.c_str(),
                 info.serial.c_str(), info.model.c_str(), info.manufacturer.c_str());
-    auto objects = token.pool->run([](pkcs11::SessionRef s) { return pkcs11::list_keys(s); });
+    auto objects = signers.token_ops().list_keys();
     if (!objects) throw StartupError(1, objects.error().what());
     for (const auto& keyset : config.keysets) {
       // What the keyring will use and refuse, by the keyring's own rule.

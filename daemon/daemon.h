@@ -30,6 +30,9 @@ class Daemon {
   static int check(const config::Config& config);
 
  private:
+  // The signer processes, before anything else: they own the token.
+  void start_signers();
+
   struct Parts;
   config::Config config_;
   std::unique_ptr<Parts> parts_;

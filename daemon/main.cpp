@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "daemon.h"
 #include "log/log.h"
+#include "signer/signer_process.h"
 
 namespace {
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool check = false;
   bool allow_root = false;
+  bool signer = false;  // started by hsmsignd itself, never by hand
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
@@ -47,6 +49,8 @@ int main(int argc, char** argv) {
       check = true;
     } else if (arg == "--allow-root") {
       allow_root = true;
+    } else if (arg == "--signer") {
+      signer = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -62,6 +66,14 @@ int main(int argc, char** argv) {
 
   // A root process that parses requests from other users is one bug away from owning the host; the
   // systemd unit runs it as the hsmsignd user. --check changes nothing, so an operator may run it as root.
+  if (signer) {
+    try {
+      return hsmsignd::signer::run(hsmsignd::config::load(config_path));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "hsmsignd --signer: %s\n", e.what());
+      return 2;
+    }
+  }
   if (::geteuid() == 0 && !allow_root && !check) {
     std::fputs("hsmsignd: refusing to run as root: run it as the hsmsignd user (the systemd unit does), "
                "or pass --allow-root for a throw-away test token\n", stderr);

@@ -123,7 +123,7 @@ void AdminApi::custody(Reply reply) {
   keyring_.post([this, reply] {
     const auto counts = custody::count_signatures(config_.audit.file);
     const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    auto r = pool_.run([&](pkcs11::SessionRef s) { return custody::report(s, pool_.token(), config_, counts, now); });
+    auto r = custody::report(signers_.token_ops(), signers_.token(), config_, counts, now);
     if (!r) return reply(error_response(from_keyring(r.error())));
     reply({200, r->dump(), "application/json", {}, {}});
   });

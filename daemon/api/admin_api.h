@@ -9,14 +9,15 @@
 #include "keyring/keyring.h"
 #include "metrics/metrics.h"
 #include "policy/policy.h"
+#include "signers/signers.h"
 
 namespace hsmsignd::api {
 
 class AdminApi {
  public:
-  AdminApi(const config::Config& config, pkcs11::SessionPool& pool, keyring::Keyring& keyring,
+  AdminApi(const config::Config& config, signers::Signers& signers, keyring::Keyring& keyring,
            metrics::Metrics& metrics, audit::AuditLog& audit, TokenApi& tokens)
-      : config_(config), pool_(pool), keyring_(keyring), metrics_(metrics), audit_(audit), tokens_(tokens) {}
+      : config_(config), signers_(signers), keyring_(keyring), metrics_(metrics), audit_(audit), tokens_(tokens) {}
 
   void handle(const policy::Peer& peer, const HttpRequest& request, Reply reply);
 
@@ -30,7 +31,7 @@ class AdminApi {
   static audit::Record ceremony_record(const policy::Peer& peer, std::string_view operation);
 
   const config::Config& config_;
-  pkcs11::SessionPool& pool_;
+  signers::Signers& signers_;
   keyring::Keyring& keyring_;
   metrics::Metrics& metrics_;
   audit::AuditLog& audit_;

@@ -94,7 +94,7 @@ void IssuerApi::handle(const policy::Peer& peer, const config::ClientConfig* cli
     if (t == "/v1/keys") return reply(keys());
     if (t == kJwksPath) return reply(jwks(request));
     if (t == "/healthz") return reply(healthz());
-    return reply(metrics());
+    return metrics(std::move(reply));
   }
   reply(error_response(ApiError::not_found("no route " + t)));
 }
@@ -143,7 +143,7 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
       reply(std::move(answer));
     });
   };
-  if (!s_.queue.submit(std::move(job)))
+  if (!s_.signers.submit(std::move(job)))
     reply(error_response(ApiError::overloaded("too many requests are waiting for the token", 1)));
 }
 
@@ -295,6 +295,7 @@ HttpResponse IssuerApi::healthz() const {
   auto report = s_.health.report();
   if (auto audit_failure = s_.audit.failure(); !audit_failure.empty())
     report = {Health::Status::unavailable, std::move(audit_failure)};
+  if (s_.signers.running() == 0) report = {Health::Status::unavailable, "no signer process is running"};
   if (report.status == Health::Status::ok) {
     if (auto reason = s_.keyring.degraded(); !reason.empty()) report = {Health::Status::degraded, std::move(reason)};
   }
@@ -310,21 +311,28 @@ HttpResponse IssuerApi::healthz() const {
   return json_response({{"status", "ok"}});
 }
 
-HttpResponse IssuerApi::metrics() const {
-  metrics::Gauges g{s_.pool.in_use(),
-                    s_.pool.size(),
-                    s_.queue.queued(),
-                    signing::CheckedSigner::caught_faults(),
-                    s_.health.report().status != Health::Status::unavailable,
-                    s_.pool.recoveries(),
-                    s_.pool.failed_recoveries(),
-                    s_.connections.load(),
-                    {},
-                    s_.revocations.entries(),
-                    s_.revocations.up(),
-                    s_.revocations.outages()};
-  for (auto& [client, refused] : limiter_.totals()) g.rate_limited.push_back({std::move(client), refused});
-  return {200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}};
+void IssuerApi::metrics(Reply reply) const {
+  // The token's counters are the signer processes': asked for now, answered when they have all replied.
+  s_.signers.collect([this, reply = std::move(reply)](signers::Totals t) {
+    metrics::Gauges g{t.stats.sessions_in_use,
+                      t.stats.sessions,
+                      s_.signers.in_flight(),
+                      signing::CheckedSigner::caught_faults(),
+                      s_.health.report().status != Health::Status::unavailable,
+                      t.stats.recoveries,
+                      t.stats.failed_recoveries,
+                      s_.connections.load(),
+                      {},
+                      s_.revocations.entries(),
+                      s_.revocations.up(),
+                      s_.revocations.outages(),
+                      std::move(t.stats.calls),
+                      t.running,
+                      t.configured,
+                      t.deaths};
+    for (auto& [client, refused] : limiter_.totals()) g.rate_limited.push_back({std::move(client), refused});
+    reply({200, s_.metrics.render(g), "text/plain; version=0.0.4", {}, {}});
+  });
 }
 
 }  // namespace hsmsignd::api

@@ -13,8 +13,7 @@
 #include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "policy/rate_limiter.h"
-#include "session_pool.h"
-#include "signing/sign_queue.h"
+#include "signers/signers.h"
 #include "status_list/status_lists.h"
 #include "status_list/token_cache.h"
 
@@ -23,10 +22,9 @@ namespace hsmsignd::api {
 struct Services {
   const config::Config& config;
   keyring::Keyring& keyring;
-  signing::SignQueue& queue;
+  signers::Signers& signers;
   metrics::Metrics& metrics;
   Health& health;
-  pkcs11::SessionPool& pool;
   audit::AuditLog& audit;
   revocation::Revocations& revocations;
   TokenApi& tokens;
@@ -62,7 +60,7 @@ class IssuerApi {
   HttpResponse healthz() const;
   // GET /statuslists/<keyset>/<window> on the JWKS listener: the list as a signed Status List Token.
   void status_list(const HttpRequest& request, std::string_view id, Reply reply);
-  HttpResponse metrics() const;
+  void metrics(Reply reply) const;
 
   // Queues a signature by the keyset's active key over make_input(key); once it is made, `record` (with
   // the kid added) goes to the audit log, and only when that line is durable does `done` turn the

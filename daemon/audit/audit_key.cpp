@@ -7,16 +7,14 @@
 #include "jose/jwk.h"
 #include "keyring/key_label.h"
 #include "keyring/keyring.h"
-#include "keys.h"
-#include "sign.h"
 
 namespace hsmsignd::audit {
 
-pkcs11::Result<AuditKey> open_audit_key(pkcs11::SessionPool& pool,
+pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token,
                                         const std::function<void(const std::string&, const std::string&)>& on_keygen) {
-  return pool.run([&](pkcs11::SessionRef s) -> pkcs11::Result<AuditKey> {
+  {
     auto find = [&]() -> pkcs11::Result<std::optional<pkcs11::KeyObject>> {
-      auto objects = pkcs11::list_keys(s);
+      auto objects = token.list_keys();
       if (!objects) return objects.error();
       std::optional<pkcs11::KeyObject> oldest;
       keyring::TimePoint oldest_time = keyring::TimePoint::max();
@@ -32,26 +30,27 @@ pkcs11::Result<AuditKey> open_audit_key(pkcs11::SessionPool& pool,
     };
     auto found = find();
     if (!found) return found.error();
-    if (!*found) {
+    const bool generated = !*found;
+    if (generated) {
       Bytes id(16);
       RAND_bytes(id.data(), static_cast<int>(id.size()));
       const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
       const std::string label = keyring::KeyLabel{kAuditKeyset, now, now}.str();
-      auto made = pkcs11::generate_key_pair(s, {Algorithm::ES256, 0, id, label});
+      auto made = token.generate_key_pair({Algorithm::ES256, 0, id, label});
       if (!made) return made.error();
       found = find();
       if (!found) return found.error();
       if (!*found) return pkcs11::Error::not_found("the new audit key is not on the token");
-      auto pub = pkcs11::export_public_key(s, **found, Algorithm::ES256);
-      if (pub) on_keygen(jose::thumbprint(*pub), label);
     }
-    auto signer = pkcs11::Signer::open(pool, s, **found, Algorithm::ES256);
-    if (!signer) return signer.error();
+    auto public_key = token.export_public_key((*found)->id, Algorithm::ES256);
+    if (!public_key) return public_key.error();
+    const std::string kid = jose::thumbprint(*public_key);
+    if (generated) on_keygen(kid, (*found)->label);
     // Every checkpoint signature is checked before it is written.
-    auto checked = signing::CheckedSigner::make(std::move(*signer), signing::VerifyPolicy::all);
+    auto checked = signing::CheckedSigner::make((*found)->id, std::move(*public_key), signing::VerifyPolicy::all);
     if (!checked) return checked.error();
-    return AuditKey{jose::thumbprint((*checked)->public_key()), std::move(*checked)};
-  });
+    return AuditKey{kid, std::move(*checked)};
+  }
 }
 
 }  // namespace hsmsignd::audit

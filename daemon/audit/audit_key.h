@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "session_pool.h"
 #include "signing/checked_signer.h"
+#include "token_ops.h"
 
 namespace hsmsignd::audit {
 
@@ -21,7 +21,7 @@ struct AuditKey {
 };
 
 // Finds the audit key on the token, or generates it (`on_keygen(kid, label)` is then called).
-pkcs11::Result<AuditKey> open_audit_key(pkcs11::SessionPool& pool,
+pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token,
                                         const std::function<void(const std::string&, const std::string&)>& on_keygen);
 
 }  // namespace hsmsignd::audit

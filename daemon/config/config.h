@@ -27,7 +27,8 @@ struct TokenConfig {
   std::string label;             // exactly one of label and serial is set
   std::string serial;
   std::filesystem::path pin_file;  // never read here: the PKCS#11 layer reads and checks it
-  unsigned sessions = 4;
+  unsigned signers = 0;   // signer processes; 0 until read: one per core
+  unsigned sessions = 1;  // per signer process
   VerifyPolicy verify_signatures = VerifyPolicy::all;
 };
 

@@ -1,5 +1,7 @@
 // [token]: which PKCS#11 module and token, where the PIN comes from, how many sessions.
+#include <algorithm>
 #include <cstdlib>
+#include <thread>
 
 #include "config/sections.h"
 
@@ -57,12 +59,16 @@ VerifyPolicy read_verify_policy(const Section& token) {
 TokenConfig read_token(const Section& root) {
   const std::optional<Section> token = root.table("token");
   if (!token) root.fail("token", "required: the [token] table says which PKCS#11 token holds the keys");
-  token->allow_only({"module", "label", "serial", "pin_file", "sessions", "verify_signatures"});
+  token->allow_only({"module", "label", "serial", "pin_file", "signers", "sessions", "verify_signatures"});
 
   TokenConfig out;
   out.module = read_module(*token);
   read_token_identity(*token, out);
   out.pin_file = read_pin_file(*token);
+  // SoftHSM signs one signature at a time per process: a process per core, a session each, is what
+  // reaches its full rate. A network HSM wants the opposite (see the configuration guide).
+  const unsigned cores = std::clamp(std::thread::hardware_concurrency(), 1u, 64u);
+  out.signers = static_cast<unsigned>(token->integer("signers", 1, 64).value_or(cores));
   out.sessions = static_cast<unsigned>(token->integer("sessions", 1, 64).value_or(out.sessions));
   out.verify_signatures = read_verify_policy(*token);
   return out;

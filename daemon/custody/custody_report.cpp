@@ -114,11 +114,11 @@ std::map<std::string, std::uint64_t> count_signatures(const std::filesystem::pat
   return out;
 }
 
-pkcs11::Result<nlohmann::ordered_json> report(pkcs11::SessionRef s, const pkcs11::TokenInfo& token,
+pkcs11::Result<nlohmann::ordered_json> report(pkcs11::TokenOps& ops, const pkcs11::TokenInfo& token,
                                               const config::Config& config,
                                               const std::map<std::string, std::uint64_t>& signatures,
                                               keyring::TimePoint now) {
-  auto objects = pkcs11::list_keys(s);
+  auto objects = ops.list_keys();
   if (!objects) return objects.error();
 
   const auto standing = standings(*objects, config, now);
@@ -129,7 +129,7 @@ pkcs11::Result<nlohmann::ordered_json> report(pkcs11::SessionRef s, const pkcs11
     const std::optional<Algorithm> alg = algorithm_of(o, label ? config.keyset(label->keyset) : nullptr);
     std::string kid;
     if (alg) {
-      if (auto pub = pkcs11::export_public_key(s, o, *alg)) kid = jose::thumbprint(*pub);
+      if (auto pub = ops.export_public_key(o.id, *alg)) kid = jose::thumbprint(*pub);
     }
     nlohmann::ordered_json k;
     k["kid"] = kid.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(kid);

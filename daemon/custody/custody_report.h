@@ -9,7 +9,8 @@
 
 #include "config/config.h"
 #include "keyring/key_label.h"
-#include "session_pool.h"
+#include "token.h"
+#include "token_ops.h"
 
 namespace hsmsignd::custody {
 
@@ -17,7 +18,7 @@ namespace hsmsignd::custody {
 std::map<std::string, std::uint64_t> count_signatures(const std::filesystem::path& log_file);
 
 // The contract's JSON shape: {"token": {...}, "keys": [...]}.
-pkcs11::Result<nlohmann::ordered_json> report(pkcs11::SessionRef session, const pkcs11::TokenInfo& token,
+pkcs11::Result<nlohmann::ordered_json> report(pkcs11::TokenOps& token_ops, const pkcs11::TokenInfo& token,
                                               const config::Config& config,
                                               const std::map<std::string, std::uint64_t>& signatures,
                                               keyring::TimePoint now);

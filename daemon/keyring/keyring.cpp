@@ -11,7 +11,6 @@
 #include "jwks/jwks_document.h"
 #include "keys.h"
 #include "log/log.h"
-#include "sign.h"
 
 namespace hsmsignd::keyring {
 namespace {
@@ -41,8 +40,8 @@ void log_refused(const std::string& keyset, const KeysetKeys& found) {
     log::error("key_refused", {{"keyset", keyset}, {"label", r.object->label}, {"reason", std::string(r.reason)}});
 }
 
-std::string kid_of(pkcs11::SessionRef s, const pkcs11::KeyObject& object, Algorithm algorithm) {
-  auto pub = pkcs11::export_public_key(s, object, algorithm);
+std::string kid_of(pkcs11::TokenOps& token, const pkcs11::KeyObject& object, Algorithm algorithm) {
+  auto pub = token.export_public_key(object.id, algorithm);
   return pub ? jose::thumbprint(*pub) : std::string();
 }
 
@@ -85,20 +84,20 @@ const Key* View::find(std::string_view kid) const {
   return nullptr;
 }
 
-Keyring::Keyring(pkcs11::SessionPool& pool, const config::Config& config, Clock clock, EventSink events)
-    : pool_(pool), config_(config), clock_(std::move(clock)), events_(std::move(events)) {
+Keyring::Keyring(pkcs11::TokenOps& token, const config::Config& config, Clock clock, EventSink events)
+    : token_(token), config_(config), clock_(std::move(clock)), events_(std::move(events)) {
   view_.store(std::make_shared<View>());
 }
 
 Keyring::~Keyring() { stop(); }
 
-pkcs11::Result<Key> Keyring::open_key(pkcs11::SessionRef session, const config::KeysetConfig& keyset,
-                                      const pkcs11::KeyObject& object, const KeyLabel& label) {
+pkcs11::Result<Key> Keyring::open_key(const config::KeysetConfig& keyset, const pkcs11::KeyObject& object,
+                                      const KeyLabel& label) {
   auto& signer = signers_[object.id];
   if (!signer) {
-    auto opened = pkcs11::Signer::open(pool_, session, object, keyset.algorithm);
-    if (!opened) return opened.error();
-    auto checked = signing::CheckedSigner::make(std::move(*opened), verify_policy(config_));
+    auto public_key = token_.export_public_key(object.id, keyset.algorithm);
+    if (!public_key) return public_key.error();
+    auto checked = signing::CheckedSigner::make(object.id, std::move(*public_key), verify_policy(config_));
     if (!checked) return checked.error();
     signer = std::move(*checked);
   }
@@ -114,19 +113,18 @@ pkcs11::Result<Key> Keyring::open_key(pkcs11::SessionRef session, const config::
   return key;
 }
 
-pkcs11::Status Keyring::generate(pkcs11::SessionRef s, const config::KeysetConfig& keyset, TimePoint activates,
-                                 TimePoint now) {
+pkcs11::Status Keyring::generate(const config::KeysetConfig& keyset, TimePoint activates, TimePoint now) {
   Bytes id(16);
   if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) return pkcs11::Error::refused("no randomness for a key id");
   // The schedule is in the label, set by the same call that makes the key: no crash can split them.
   const std::string label = KeyLabel{keyset.name, activates, now}.str();
-  auto key = pkcs11::generate_key_pair(s, {keyset.algorithm, keyset.rsa_bits, id, label});
+  auto key = token_.generate_key_pair({keyset.algorithm, keyset.rsa_bits, id, label});
   if (!key) return key.error();
   if (!key->custody.trustworthy()) {
-    (void)pkcs11::destroy_key(s, id);
+    (void)token_.destroy_key(id);
     return pkcs11::Error::refused("the token generated a key without the custody attributes asked for");
   }
-  events_({"keygen", keyset.name, kid_of(s, *key, keyset.algorithm), label});
+  events_({"keygen", keyset.name, kid_of(token_, *key, keyset.algorithm), label});
   return {};
 }
 
@@ -137,18 +135,18 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
   std::vector<Event> destroyed;  // reported after the publication that retires them
   std::string failure;
   TimePoint next = TimePoint::max();
-  auto status = pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Status {
+  auto status = [&]() -> pkcs11::Status {
     view->keys.clear();
     destroyed.clear();
     failure.clear();
     next = TimePoint::max();
-    auto objects = pkcs11::list_keys(s);
+    auto objects = token_.list_keys();
     if (!objects) return objects.error();
 
     // Half a key pair (a crash while generating or destroying) is never published; once it is older
     // than kOrphanGrace it is removed. The grace matters: another daemon on the token may be between
     // the two halves of C_GenerateKeyPair, which SoftHSM creates one after the other.
-    auto publics = pkcs11::list_public_keys(s);
+    auto publics = token_.list_public_keys();
     if (!publics) return publics.error();
     auto half = [&](const Bytes& id, const std::string& label_text, bool has_other_half) {
       auto label = KeyLabel::parse(label_text);
@@ -160,7 +158,7 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
         next = std::min(next, label->created + grace);  // look again as soon as it may be removed
         return;
       }
-      if (destroy_key(s, id)) destroyed.push_back({"destroy", label->keyset, {}, "half a key pair: " + label_text});
+      if (token_.destroy_key(id)) destroyed.push_back({"destroy", label->keyset, {}, "half a key pair: " + label_text});
     };
     for (const auto& p : *publics)
       half(p.id, p.label, std::any_of(objects->begin(), objects->end(), [&](const auto& o) { return o.id == p.id; }));
@@ -180,14 +178,14 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
         for (const auto& id : p.destroy) {
           auto it = find(id);
           const std::string label = it != found.keys.end() ? it->object->label : std::string();
-          const std::string kid = it != found.keys.end() ? kid_of(s, *it->object, keyset.algorithm) : std::string();
-          if (auto ok = pkcs11::destroy_key(s, id); !ok)
+          const std::string kid = it != found.keys.end() ? kid_of(token_, *it->object, keyset.algorithm) : std::string();
+          if (auto ok = token_.destroy_key(id); !ok)
             failure = "destroying " + label + ": " + ok.error().what();
           else
             destroyed.push_back({"destroy", keyset.name, kid, label});
         }
         auto relist = [&]() -> pkcs11::Status {
-          auto again = pkcs11::list_keys(s);
+          auto again = token_.list_keys();
           if (!again) return again.error();
           *objects = std::move(*again);
           return {};
@@ -202,7 +200,7 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
         }
         if (p.generate && !generated) {
           generated = true;
-          if (auto made = generate(s, keyset, *p.generate, now); !made) {
+          if (auto made = generate(keyset, *p.generate, now); !made) {
             failure = "generating a key for keyset " + keyset.name + ": " + made.error().what();
           } else {
             // Plan again with the new key, a moment later so that a daemon racing us has made its key
@@ -215,7 +213,7 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
         }
         for (const auto& live : p.live) {
           auto it = find(live.id);
-          auto key = open_key(s, keyset, *it->object, it->label);
+          auto key = open_key(keyset, *it->object, it->label);
           if (!key) return key.error();
           key->schedule = live.schedule;
           view->keys.push_back(std::move(*key));
@@ -225,7 +223,7 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
       }
     }
     return {};
-  });
+  }();
   if (!status) {
     // The current keys go on signing; the failure is reported once, not at every retry.
     const std::string reason = "reading the token: " + status.error().what();
@@ -367,13 +365,13 @@ TimePoint Keyring::later_than(TimePoint t) {
   return now;
 }
 
-pkcs11::Status Keyring::retire_now(pkcs11::SessionRef s, const Key& key) {
+pkcs11::Status Keyring::retire_now(const Key& key) {
   const config::KeysetConfig* keyset = config_.keyset(key.keyset);
-  if (keyset != nullptr && keyset->destroy_retired) return pkcs11::destroy_key(s, key.id);
+  if (keyset != nullptr && keyset->destroy_retired) return token_.destroy_key(key.id);
   auto label = KeyLabel::parse(key.label);
   if (!label) return pkcs11::Error::refused("the key's label is not hsmsignd's");
   label->retired = true;
-  return pkcs11::set_label(s, key.id, label->str());
+  return token_.set_label(key.id, label->str());
 }
 
 void Keyring::rotate(std::string keyset_name, bool immediate, std::function<void(pkcs11::Result<std::string>)> done) {
@@ -389,7 +387,7 @@ void Keyring::rotate(std::string keyset_name, bool immediate, std::function<void
     const Key* active = view->active_key(keyset_name);
     const TimePoint at = immediate && active ? later_than(active->schedule.activates) : now;
     const TimePoint activates = immediate ? at : now + keyset->prepublish;
-    auto made = pool_.run([&](pkcs11::SessionRef s) { return generate(s, *keyset, activates, at); });
+    auto made = generate(*keyset, activates, at);
     if (!made) return done(made.error());
     if (auto ok = reconcile_at(at); !ok) return done(ok.error());
     for (const auto& k : view_.load()->keys)
@@ -408,10 +406,10 @@ void Keyring::retire(std::string kid, std::function<void(pkcs11::Status)> done) 
       // Replace it first: the keyset must never be left without an active key.
       const config::KeysetConfig* keyset = config_.keyset(target.keyset);
       const TimePoint now = later_than(target.schedule.activates);
-      auto made = pool_.run([&](pkcs11::SessionRef s) { return generate(s, *keyset, now, now); });
+      auto made = generate(*keyset, now, now);
       if (!made) return done(made.error());
     }
-    auto ok = pool_.run([&](pkcs11::SessionRef s) { return retire_now(s, target); });
+    auto ok = retire_now(target);
     if (!ok) return done(ok.error());
     done(reconcile_at(clock_()));
   });
@@ -426,18 +424,18 @@ void Keyring::destroy(std::string kid, std::function<void(pkcs11::Status)> done)
     if (const Key* key = view_.load()->find(kid))
       return done(pkcs11::Error::refused("key " + kid + " is " + std::string(name(key->schedule.state)) +
                                          ": retire it first"));
-    auto found = pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Result<std::optional<Event>> {
-      auto objects = pkcs11::list_keys(s);
+    auto found = [&]() -> pkcs11::Result<std::optional<Event>> {
+      auto objects = token_.list_keys();
       if (!objects) return objects.error();
       for (const auto& o : *objects) {
         auto label = KeyLabel::parse(o.label);
         const config::KeysetConfig* keyset = label ? config_.keyset(label->keyset) : nullptr;
-        if (keyset == nullptr || kid_of(s, o, keyset->algorithm) != kid) continue;
-        if (auto ok = pkcs11::destroy_key(s, o.id); !ok) return ok.error();
+        if (keyset == nullptr || kid_of(token_, o, keyset->algorithm) != kid) continue;
+        if (auto ok = token_.destroy_key(o.id); !ok) return ok.error();
         return std::optional<Event>(Event{"destroy", keyset->name, kid, o.label});
       }
       return std::optional<Event>();
-    });
+    }();
     if (!found) return done(found.error());
     if (!*found) return done(pkcs11::Error::not_found("no retired key with kid " + kid + " on the token"));
     events_(**found);

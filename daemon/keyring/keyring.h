@@ -21,7 +21,7 @@
 #include "keyring/lifecycle.h"
 #include "keyring/planner.h"
 #include "keys.h"
-#include "session_pool.h"
+#include "token_ops.h"
 #include "signing/checked_signer.h"
 
 namespace hsmsignd::keyring {
@@ -87,7 +87,7 @@ class Keyring {
   using EventSink = std::function<void(const Event&)>;
   using Publisher = std::function<void(const View&)>;  // runs after every change of the published keys
 
-  Keyring(pkcs11::SessionPool& pool, const config::Config& config, Clock clock, EventSink events);
+  Keyring(pkcs11::TokenOps& token, const config::Config& config, Clock clock, EventSink events);
   ~Keyring();
 
   // Brings the token in line with the schedule now, on the calling thread (start-up). Fails only when
@@ -115,16 +115,14 @@ class Keyring {
 
  private:
   pkcs11::Status reconcile_at(TimePoint now);
-  pkcs11::Status generate(pkcs11::SessionRef session, const config::KeysetConfig& keyset, TimePoint activates,
-                          TimePoint now);
-  pkcs11::Result<Key> open_key(pkcs11::SessionRef session, const config::KeysetConfig& keyset,
-                               const pkcs11::KeyObject& object, const KeyLabel& label);
-  pkcs11::Status retire_now(pkcs11::SessionRef session, const Key& key);
+  pkcs11::Status generate(const config::KeysetConfig& keyset, TimePoint activates, TimePoint now);
+  pkcs11::Result<Key> open_key(const config::KeysetConfig& keyset, const pkcs11::KeyObject& object, const KeyLabel& label);
+  pkcs11::Status retire_now(const Key& key);
   TimePoint later_than(TimePoint t);
   void publish(std::shared_ptr<View> view);
   void run();
 
-  pkcs11::SessionPool& pool_;
+  pkcs11::TokenOps& token_;
   const config::Config& config_;
   Clock clock_;
   EventSink events_;

@@ -99,11 +99,11 @@ std::string Metrics::render(const Gauges& g) const {
 
   out += "# HELP hsmsignd_token_call_seconds Latency of PKCS#11 calls, by function.\n"
          "# TYPE hsmsignd_token_call_seconds histogram\n";
-  for (const auto& s : pkcs11::call_stats())
+  for (const auto& s : g.token_calls)
     histogram(out, "hsmsignd_token_call_seconds", "function=\"" + s.function + "\"", s);
   out += "# HELP hsmsignd_token_call_errors_total PKCS#11 calls that did not return CKR_OK, by function.\n"
          "# TYPE hsmsignd_token_call_errors_total counter\n";
-  for (const auto& s : pkcs11::call_stats())
+  for (const auto& s : g.token_calls)
     out += "hsmsignd_token_call_errors_total{function=\"" + s.function + "\"} " + std::to_string(s.errors) + "\n";
 
   out += "# HELP hsmsignd_request_stage_seconds Where signing requests' time went: waiting for a signer "
@@ -116,10 +116,17 @@ std::string Metrics::render(const Gauges& g) const {
   out += "# HELP hsmsignd_sessions_in_use Token sessions leased right now.\n"
          "# TYPE hsmsignd_sessions_in_use gauge\n"
          "hsmsignd_sessions_in_use " + std::to_string(g.sessions_in_use) + "\n" +
-         "# HELP hsmsignd_sessions Token sessions in the pool.\n# TYPE hsmsignd_sessions gauge\n"
+         "# HELP hsmsignd_sessions Token sessions of the signer processes.\n# TYPE hsmsignd_sessions gauge\n"
          "hsmsignd_sessions " + std::to_string(g.sessions) + "\n" +
-         "# HELP hsmsignd_sign_queue Signing jobs waiting for a signer thread.\n# TYPE hsmsignd_sign_queue gauge\n"
+         "# HELP hsmsignd_sign_queue Signatures sent to the signer processes and not answered yet.\n# TYPE hsmsignd_sign_queue gauge\n"
          "hsmsignd_sign_queue " + std::to_string(g.sign_queue) + "\n" +
+         "# HELP hsmsignd_signers Signer processes configured.\n# TYPE hsmsignd_signers gauge\n"
+         "hsmsignd_signers " + std::to_string(g.signers) + "\n" +
+         "# HELP hsmsignd_signers_running Signer processes logged in and serving.\n# TYPE hsmsignd_signers_running gauge\n"
+         "hsmsignd_signers_running " + std::to_string(g.signers_running) + "\n" +
+         "# HELP hsmsignd_signer_restarts_total Signer processes that died and were started again.\n"
+         "# TYPE hsmsignd_signer_restarts_total counter\n"
+         "hsmsignd_signer_restarts_total " + std::to_string(g.signer_deaths) + "\n" +
          "# HELP hsmsignd_connections Open client connections.\n# TYPE hsmsignd_connections gauge\n"
          "hsmsignd_connections " + std::to_string(g.connections) + "\n" +
          "# HELP hsmsignd_token_available Whether the last attempt to use the token worked (1) or not (0).\n"

@@ -39,6 +39,9 @@ struct Gauges {  // read when /metrics is rendered
   std::size_t revocation_entries = 0;       // in force, in memory
   bool revocation_store_up = true;
   std::uint64_t revocation_store_outages = 0;
+  std::vector<pkcs11::CallStatSnapshot> token_calls;  // the signer processes' Cryptoki calls, summed
+  std::size_t signers_running = 0, signers = 0;
+  std::uint64_t signer_deaths = 0;
 };
 
 class Metrics {

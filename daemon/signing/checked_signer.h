@@ -1,12 +1,16 @@
-// A token key that checks its own signatures before they leave: a faulty token must not hand out a bad
-// signature, and a faulty RSA-CRT signature gives the private key away, so RSA is always checked.
+// A token key as the front knows it (CKA_ID, algorithm, public key), and the check of every signature a
+// signer process returns for it before it leaves: a faulty token must not hand out a bad signature, and
+// a faulty RSA-CRT signature gives the private key away, so RSA is always checked.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "crypto/openssl_ptr.h"
-#include "sign.h"
+#include "error.h"
+#include "hsmsignd/public_key.h"
 
 namespace hsmsignd::signing {
 
@@ -17,30 +21,32 @@ enum class VerifyPolicy {
 
 class CheckedSigner {
  public:
-  static pkcs11::Result<std::shared_ptr<CheckedSigner>> make(std::shared_ptr<pkcs11::Signer> signer,
-                                                            VerifyPolicy policy);
+  // The public key is decoded into an EVP_PKEY once, here: never per request.
+  static pkcs11::Result<std::shared_ptr<CheckedSigner>> make(Bytes id, PublicKey public_key, VerifyPolicy policy);
 
-  // The JWS signature over `message` (the signing input), verified as the policy says.
-  pkcs11::Result<Bytes> sign(ByteView message);
-  // The same over a digest the caller computed (not for EdDSA).
-  pkcs11::Result<Bytes> sign_digest(ByteView digest);
+  // What the token signs for a JWS signing input, when it is not the message itself: ECDSA signs a
+  // digest, made here once for the token and the check. RSA and EdDSA hash inside the token.
+  std::optional<std::string> token_digest(std::string_view message) const;
+  // The token's answer for `input` (the message, or the digest when `digest`), checked as the policy says.
+  pkcs11::Result<Bytes> check(bool digest, std::string_view input, pkcs11::Result<Bytes> signature);
 
   // Whether `signature` is this key's JWS signature over `message`: for tokens presented to be verified.
   bool verify(ByteView message, ByteView signature) const;
 
-  Algorithm algorithm() const { return signer_->algorithm(); }
-  const PublicKey& public_key() const { return signer_->public_key(); }
+  const Bytes& id() const { return id_; }
+  Algorithm algorithm() const { return public_key_.algorithm; }
+  const PublicKey& public_key() const { return public_key_; }
 
   // Signatures the token returned that failed verification, process-wide.
   static std::uint64_t caught_faults();
 
-  CheckedSigner(std::shared_ptr<pkcs11::Signer> signer, crypto::EvpPkeyPtr key, VerifyPolicy policy);
+  CheckedSigner(Bytes id, PublicKey public_key, crypto::EvpPkeyPtr key, VerifyPolicy policy);
 
  private:
   bool should_verify();
-  pkcs11::Result<Bytes> checked(pkcs11::Result<Bytes> signature, bool ok);
 
-  std::shared_ptr<pkcs11::Signer> signer_;
+  const Bytes id_;
+  const PublicKey public_key_;
   crypto::EvpPkeyPtr key_;
   VerifyPolicy policy_;
   std::atomic<std::uint32_t> count_{0};

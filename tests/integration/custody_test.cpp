@@ -188,8 +188,8 @@ class CustodyReport : public Custody {
 
   // The report's entries by CKA_ID (hex).
   std::map<std::string, nlohmann::ordered_json> report(const config::Config& config, TimePoint now) {
-    auto lease = pool_->acquire().value();
-    auto r = custody::report(lease.session(), pool_->token(), config, {}, now);
+    pkcs11::LocalToken ops(*pool_);
+    auto r = custody::report(ops, pool_->token(), config, {}, now);
     EXPECT_TRUE(r) << (r ? "" : r.error().what());
     std::map<std::string, nlohmann::ordered_json> out;
     if (r)
@@ -199,7 +199,8 @@ class CustodyReport : public Custody {
 
   // What the daemon's keyring makes of the same token.
   std::shared_ptr<const keyring::View> keyring_view(const config::Config& config, TimePoint now) {
-    keyring::Keyring ring(*pool_, config, [now] { return now; }, [](const keyring::Event&) {});
+    pkcs11::LocalToken ops(*pool_);
+    keyring::Keyring ring(ops, config, [now] { return now; }, [](const keyring::Event&) {});
     EXPECT_TRUE(ring.reconcile());
     return ring.view();
   }

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
+
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -209,6 +212,7 @@ module = "/opt/hsm/lib/pkcs11.so"
 serial = "0123456789abcdef"
 pin_file = "/etc/hsmsignd/pin"
 sessions = 16
+signers = 3
 verify_signatures = "sampled"
 
 [server]
@@ -254,6 +258,7 @@ default_ttl = "1m"
   EXPECT_EQ(c.token.label, "");
   EXPECT_EQ(c.token.serial, "0123456789abcdef");
   EXPECT_EQ(c.token.sessions, 16u);
+  EXPECT_EQ(c.token.signers, 3u);
   EXPECT_EQ(c.token.verify_signatures, VerifyPolicy::sampled);
   EXPECT_EQ(c.server.socket, "/run/x/sign.sock");
   EXPECT_EQ(c.server.socket_mode, 0600u);
@@ -301,7 +306,8 @@ TEST(Config, LoadsTheInstalledExampleFile) {
 
 TEST(Config, LeavesOutOptionalTablesForTheirDefaults) {
   const Config c = parse(kMinimal, kFile);
-  EXPECT_EQ(c.token.sessions, 4u);
+  EXPECT_EQ(c.token.sessions, 1u);
+  EXPECT_EQ(c.token.signers, std::clamp(std::thread::hardware_concurrency(), 1u, 64u));
   EXPECT_EQ(c.token.verify_signatures, VerifyPolicy::all);
   EXPECT_EQ(c.server.socket, "/run/hsmsignd/sign.sock");
   EXPECT_EQ(c.server.socket_mode, 0660u);
@@ -457,6 +463,10 @@ TEST(Config, RefusesSessionsOutsideOneToSixtyFour) {
   EXPECT_TRUE(Refused(replaced(kValid, "sessions = 4", "sessions = 0"), "token.sessions", "sessions",
                       "must be from 1 to 64, not 0"));
   EXPECT_TRUE(Refused(replaced(kValid, "sessions = 4", "sessions = 65"), "token.sessions", "sessions",
+                      "must be from 1 to 64, not 65"));
+  EXPECT_TRUE(Refused(replaced(kValid, "sessions = 4", "signers = 0"), "token.signers", "signers",
+                      "must be from 1 to 64, not 0"));
+  EXPECT_TRUE(Refused(replaced(kValid, "sessions = 4", "signers = 65"), "token.signers", "signers",
                       "must be from 1 to 64, not 65"));
   EXPECT_EQ(parse(replaced(kValid, "sessions = 4", "sessions = 64"), kFile).token.sessions, 64u);
 }

@@ -20,6 +20,7 @@
 #include "module.h"
 #include "pin.h"
 #include "session_pool.h"
+#include "token_ops.h"
 #include "token.h"
 #include "jose/jwk.h"
 #include "unix_http.h"
@@ -237,7 +238,8 @@ int cmd_custody(Args& args, const std::filesystem::path& config_path) {
   auto pool = check(p11::SessionPool::open(module, token, check(p11::Pin::read_file(config.token.pin_file)), {1}));
   const auto counts = hsmsignd::custody::count_signatures(config.audit.file);
   const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  auto report = check(pool->run([&](p11::SessionRef s) { return hsmsignd::custody::report(s, token, config, counts, now); }));
+  p11::LocalToken ops(*pool);
+  auto report = check(hsmsignd::custody::report(ops, token, config, counts, now));
   if (html) {
     std::ofstream(*html) << hsmsignd::custody::html(report, config.audit.file, now);
     std::fprintf(stderr, "wrote %s\n", html->c_str());

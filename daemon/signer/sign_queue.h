@@ -16,22 +16,14 @@
 #include <thread>
 #include <vector>
 
-#include "signing/checked_signer.h"
+#include "hsmsignd/algorithm.h"
 
-namespace hsmsignd::signing {
+namespace hsmsignd::signer {
 
-// Where a job's time went: waiting for a signer thread and a session, then the token's signature and
-// its check.
-struct SignTimes {
-  std::chrono::nanoseconds queued{}, signing{};
-};
-
+// One signature to make: `run` calls the token on a signer thread, told how long the job waited.
 struct SignJob {
-  std::shared_ptr<CheckedSigner> signer;
-  std::string input;       // the JWS signing input, or the digest when `digest` is set
-  bool digest = false;
-  // Runs on the worker thread (keep it short: post), and gets `input` back so that nothing is copied.
-  std::function<void(pkcs11::Result<Bytes>, std::string input, SignTimes times)> done;
+  Algorithm algorithm = Algorithm::ES256;
+  std::function<void(std::chrono::nanoseconds queued)> run;
   std::chrono::steady_clock::time_point submitted{};  // set by submit
 };
 
@@ -69,4 +61,4 @@ class SignQueue {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace hsmsignd::signing
+}  // namespace hsmsignd::signer

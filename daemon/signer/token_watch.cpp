@@ -1,4 +1,4 @@
-#include "signing/token_watch.h"
+#include "signer/token_watch.h"
 
 #include <pthread.h>
 
@@ -6,7 +6,7 @@
 #include <mutex>
 #include <optional>
 
-namespace hsmsignd::signing {
+namespace hsmsignd::signer {
 
 TokenWatch::TokenWatch(pkcs11::SessionPool& pool, std::chrono::milliseconds interval, OnRecovered on_recovered)
     : pool_(pool), interval_(interval), on_recovered_(std::move(on_recovered)) {
@@ -44,4 +44,4 @@ void TokenWatch::watch(std::stop_token stop) {
   }
 }
 
-}  // namespace hsmsignd::signing
+}  // namespace hsmsignd::signer

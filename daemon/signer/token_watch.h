@@ -9,7 +9,7 @@
 
 #include "session_pool.h"
 
-namespace hsmsignd::signing {
+namespace hsmsignd::signer {
 
 class TokenWatch {
  public:
@@ -28,4 +28,4 @@ class TokenWatch {
   std::jthread thread_;
 };
 
-}  // namespace hsmsignd::signing
+}  // namespace hsmsignd::signer

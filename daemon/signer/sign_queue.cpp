@@ -1,4 +1,4 @@
-#include "signing/sign_queue.h"
+#include "signer/sign_queue.h"
 
 #include <pthread.h>
 
@@ -6,7 +6,7 @@
 
 #include "common/thread_priority.h"
 
-namespace hsmsignd::signing {
+namespace hsmsignd::signer {
 
 SignQueue::SignQueue(std::size_t workers, std::size_t max_queued)
     : max_queued_(max_queued),
@@ -20,7 +20,7 @@ SignQueue::SignQueue(std::size_t workers, std::size_t max_queued)
 SignQueue::~SignQueue() { stop(); }
 
 bool SignQueue::submit(SignJob job) {
-  const bool slow = key_type(job.signer->algorithm()) == KeyType::RSA;
+  const bool slow = key_type(job.algorithm) == KeyType::RSA;
   job.submitted = std::chrono::steady_clock::now();
   bool wake;
   {
@@ -86,10 +86,7 @@ void SignQueue::work(bool slow) {
     if (slow) ++slow_running_;
     lock.unlock();
 
-    const auto started = std::chrono::steady_clock::now();
-    auto result = job.digest ? job.signer->sign_digest(as_bytes(job.input)) : job.signer->sign(as_bytes(job.input));
-    const SignTimes times{started - job.submitted, std::chrono::steady_clock::now() - started};
-    job.done(std::move(result), std::move(job.input), times);
+    job.run(std::chrono::steady_clock::now() - job.submitted);
 
     lock.lock();
     --running_;
@@ -102,4 +99,4 @@ void SignQueue::work(bool slow) {
   }
 }
 
-}  // namespace hsmsignd::signing
+}  // namespace hsmsignd::signer

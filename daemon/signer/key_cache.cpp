@@ -1,0 +1,59 @@
+#include "signer/key_cache.h"
+
+#include "audit/audit_key.h"
+#include "keyring/key_label.h"
+
+namespace hsmsignd::signer {
+namespace {
+
+std::string hex(ByteView id) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (auto b : id) out += {kDigits[b >> 4], kDigits[b & 15]};
+  return out;
+}
+
+}  // namespace
+
+pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::get(const Bytes& id, Algorithm algorithm) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = signers_.find(id); it != signers_.end()) {
+      if (it->second->algorithm() == algorithm) return it->second;
+      return pkcs11::Error::refused("key " + hex(id) + " signs with " + std::string(name(it->second->algorithm())) +
+                                    ", not " + std::string(name(algorithm)));
+    }
+  }
+  auto opened = open(id, algorithm);
+  if (!opened) return opened.error();
+  std::lock_guard lock(mutex_);
+  return signers_.emplace(id, std::move(*opened)).first->second;
+}
+
+pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::open(const Bytes& id, Algorithm algorithm) {
+  return pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Result<std::shared_ptr<pkcs11::Signer>> {
+    auto object = pkcs11::find_key(s, id);
+    if (!object) return object.error();
+    if (!*object) return pkcs11::Error::not_found("no key with CKA_ID " + hex(id) + " on the token");
+    // The keyset in the key's own label says which algorithm it may sign with; a key hsmsignd did not
+    // label signs nothing.
+    const auto label = keyring::KeyLabel::parse((*object)->label);
+    if (!label) return pkcs11::Error::refused("key " + hex(id) + " is not labelled as one of hsmsignd's keys");
+    std::optional<Algorithm> allowed;
+    if (label->keyset == audit::kAuditKeyset) allowed = Algorithm::ES256;
+    else if (const auto* keyset = config_.keyset(label->keyset)) allowed = keyset->algorithm;
+    if (!allowed)
+      return pkcs11::Error::refused("key " + hex(id) + " belongs to keyset \"" + label->keyset + "\", which is not configured");
+    if (*allowed != algorithm)
+      return pkcs11::Error::refused("key " + hex(id) + " belongs to keyset \"" + label->keyset + "\", which signs with " +
+                                    std::string(name(*allowed)) + ", not " + std::string(name(algorithm)));
+    return pkcs11::Signer::open(pool_, s, **object, algorithm);
+  });
+}
+
+void KeyCache::forget(ByteView id) {
+  std::lock_guard lock(mutex_);
+  signers_.erase(Bytes(id.begin(), id.end()));
+}
+
+}  // namespace hsmsignd::signer

@@ -163,6 +163,7 @@ void SignerLink::read_loop() {
   fail_all("signer process " + std::to_string(slot_) + " stopped (" + why + ")");
   const std::string how = reap();
   if (handlers_.exited) handlers_.exited(*this, how.empty() ? why : how + "; " + why);
+  finished_.store(true, std::memory_order_release);
 }
 
 void SignerLink::fail_all(const std::string& why) {

@@ -53,6 +53,8 @@ class SignerLink {
   pid_t pid() const { return pid_; }
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   bool alive() const { return !dead_.load(std::memory_order_acquire); }
+  // Dead, reaped, and its death reported: the link may be replaced.
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
   std::size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   // When the oldest request still waiting was sent, if any is.
   std::optional<std::chrono::steady_clock::time_point> oldest_waiting() const;
@@ -73,7 +75,7 @@ class SignerLink {
   pid_t pid_ = -1;
   std::unique_ptr<protocol::Channel> channel_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  std::atomic<bool> ready_{false}, dead_{false};
+  std::atomic<bool> ready_{false}, dead_{false}, finished_{false};
   std::atomic<std::size_t> in_flight_{0};
   mutable std::mutex mutex_;
   std::unordered_map<std::uint32_t, Pending> pending_;

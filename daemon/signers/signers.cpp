@@ -43,6 +43,21 @@ void add(protocol::SignerStats& into, const protocol::SignerStats& s) {
   }
 }
 
+// The signature in a sign answer, and the time the token took for it.
+pkcs11::Result<Bytes> read_signature(const Answer& answer, std::chrono::nanoseconds& signing) {
+  if (!answer) return answer.error();
+  try {
+    protocol::Reader r(*answer);
+    Bytes signature = r.byte_vector(protocol::kMaxKeyPart);
+    r.u32();  // the signer's own queue: part of the round trip
+    signing = std::chrono::microseconds(r.u32());
+    r.end();
+    return signature;
+  } catch (const protocol::WireError& e) {
+    return pkcs11::Error::refused(std::string("a malformed answer from the signer: ") + e.what());
+  }
+}
+
 protocol::SignerStats counters_only(protocol::SignerStats s) {
   s.sessions_in_use = s.sessions = 0;
   s.token_lost = false;
@@ -157,7 +172,7 @@ void Signers::supervise() {
     const auto now = Clock::now();
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       auto& slot = slots_[i];
-      if (!slot.link || !slot.link->alive()) {
+      if (!slot.link || slot.link->finished()) {
         if (now < slot.restart_at) continue;
         auto old = std::move(slot.link);
         lock.unlock();
@@ -173,7 +188,11 @@ void Signers::supervise() {
         if (!slot.link) slot.restart_at = now + kLongestBackoff;
         continue;
       }
-      if (!slot.link->ready()) continue;
+      if (!slot.link->ready()) {
+        // A signer that cannot log in within the start timeout is stuck (a token that never answers).
+        if (slot.link->alive() && now - slot.link->started() > kStartTimeout) slot.link->kill();
+        continue;
+      }
       if (slot.pinging) {
         if (now - slot.ping_sent > kPingTimeout) {
           log::error("signer", {{"slot", std::to_string(i)}, {"pid", std::to_string(slot.link->pid())},
@@ -241,21 +260,7 @@ bool Signers::submit(signing::SignJob job) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     signing::SignTimes times;
     const auto round_trip = Clock::now() - sent;
-    pkcs11::Result<Bytes> signature = pkcs11::Error::busy("no answer");
-    if (!answer) {
-      signature = answer.error();
-    } else {
-      try {
-        protocol::Reader r(*answer);
-        Bytes s = r.byte_vector(1024);
-        r.u32();  // the signer's own queue: part of the round trip
-        times.signing = std::chrono::microseconds(r.u32());
-        r.end();
-        signature = std::move(s);
-      } catch (const protocol::WireError& e) {
-        signature = pkcs11::Error::refused(std::string("a malformed answer from the signer: ") + e.what());
-      }
-    }
+    auto signature = read_signature(answer, times.signing);
     times.queued = round_trip > times.signing ? round_trip - times.signing : std::chrono::nanoseconds(0);
     auto checked = job.signer->check(is_digest, digest ? std::string_view(*digest) : std::string_view(job.input),
                                      std::move(signature));
@@ -280,17 +285,8 @@ pkcs11::Result<Bytes> Signers::sign(signing::CheckedSigner& signer, std::string_
   const std::string_view data = digest ? std::string_view(*digest) : message;
   auto answer = call(protocol::sign_request(0, signer.algorithm(), digest.has_value(), signer.id(), data),
                      std::chrono::seconds(10));
-  pkcs11::Result<Bytes> signature = pkcs11::Error::busy("no answer");
-  if (!answer) {
-    signature = answer.error();
-  } else {
-    try {
-      protocol::Reader r(*answer);
-      signature = r.byte_vector(1024);
-    } catch (const protocol::WireError& e) {
-      signature = pkcs11::Error::refused(std::string("a malformed answer from the signer: ") + e.what());
-    }
-  }
+  std::chrono::nanoseconds signing{};
+  auto signature = read_signature(answer, signing);
   return signer.check(digest.has_value(), data, std::move(signature));
 }
 

@@ -4,7 +4,8 @@
 #
 # prints the TOML: sockets under run/, no JWKS listener, one keyset per algorithm (named as the algorithm
 # in lower case) and one client, this uid, that may use them all. VERIFY sets verify_signatures (all);
-# AUDIT_MAX_SIZE, when set, the audit log's rotation size.
+# AUDIT_MAX_SIZE, when set, the audit log's rotation size; SIGNERS and SESSIONS, when set, [token] signers
+# and sessions (left out: the daemon's defaults, one signer process per core with one session each).
 bench_config() {
   local label=$1 audit=$2
   shift 2
@@ -13,8 +14,11 @@ bench_config() {
 module = "/usr/lib/softhsm/libsofthsm2.so"
 label = "$label"
 pin_file = "token/pin"
-sessions = 4
 verify_signatures = "${VERIFY:-all}"
+TOML
+  [ -z "${SIGNERS:-}" ] || echo "signers = $SIGNERS"
+  [ -z "${SESSIONS:-}" ] || echo "sessions = $SESSIONS"
+  cat <<TOML
 [server]
 socket = "run/sign.sock"
 admin_socket = "run/admin.sock"

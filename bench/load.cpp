@@ -2,7 +2,7 @@
 // One thread and epoll, so the generator itself costs little of the CPU the daemon and token need.
 //
 //   hsmsignd-bench-load --socket PATH [--connections 8] [--seconds 5] [--keyset default] [--pipeline 1]
-//                       [--path /v1/jwt] [--body JSON] [--rate R] [--extended]
+//                       [--path /v1/jwt] [--body JSON] [--rate R] [--extended] [--record FILE]
 //   (a "%N%" in --body becomes the request's number: 0, 1, 2... so that each request is another one)
 //   hsmsignd-bench-load --socket PATH --idle N [--seconds 5]
 //
@@ -15,6 +15,12 @@
 //
 // Prints one line: connections rate p50 p99 p999 (microseconds) and the count of non-200 answers;
 // with --extended also: answers, elapsed seconds, and the CPU seconds this generator used itself.
+// --record FILE writes one line per request: "SENT_NS DONE_NS STATUS [JWT]" (CLOCK_MONOTONIC
+// nanoseconds, the time it was sent or due and the time its answer was read; the "jwt" member of a 200
+// answer), for bench/signer_kill.py. With it, a connection the daemon closes does not end the run: its
+// requests in flight are written with status 0 at the time of the close, and it is connected again
+// (if that fails, it stays closed). A request still unanswered when the run gives up (10 s after
+// its end) is written as "SENT_NS -1 -1".
 // --idle N opens N connections, asks once on each, prints "idle N ready ERRORS" once all have answered,
 // then holds them open and quiet for --seconds (for the daemon's memory per idle connection).
 #include <sys/epoll.h>
@@ -34,6 +40,7 @@
 #include <deque>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -55,6 +62,7 @@ struct Options {
   std::string path = "/v1/jwt";
   std::string body;
   std::string keyset = "default";
+  std::string record;  // --record FILE: every request's times, status and token
 };
 
 Options parse(int argc, char** argv) {
@@ -76,6 +84,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--path") o.path = v;
     else if (k == "--body") o.body = v;
     else if (k == "--keyset") o.keyset = v;
+    else if (k == "--record") o.record = v;
     else throw std::runtime_error("unknown option " + k);
   }
   if (o.socket.empty()) throw std::runtime_error("--socket is required");
@@ -141,7 +150,8 @@ void send_all(int fd, const std::string& data) {
 }
 
 // Takes one whole answer off the front of `in`; returns its status, or 0 when it is not all there yet.
-int take_response(std::string& in) {
+// With `body`, the answer's body goes there.
+int take_response(std::string& in, std::string* body = nullptr) {
   const auto end = in.find("\r\n\r\n");
   if (end == std::string::npos) return 0;
   const auto cl = in.find("Content-Length: ");
@@ -149,6 +159,7 @@ int take_response(std::string& in) {
   const std::size_t length = std::stoul(in.substr(cl + 16));
   if (in.size() < end + 4 + length) return 0;
   const int status = std::stoi(in.substr(9, 3));
+  if (body != nullptr) body->assign(in, end + 4, length);
   in.erase(0, end + 4 + length);
   return status;
 }
@@ -237,10 +248,51 @@ struct Result {
   double elapsed = 0;
 };
 
+long long monotonic_ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// The "jwt" member of an answer's JSON body, or "" (the daemon writes it without spaces or escapes).
+std::string_view jwt_of(std::string_view body) {
+  constexpr std::string_view key = R"("jwt":")";
+  const auto at = body.find(key);
+  if (at == std::string_view::npos) return {};
+  const auto from = at + key.size();
+  const auto to = body.find('"', from);
+  return to == std::string_view::npos ? std::string_view{} : body.substr(from, to - from);
+}
+
+// --record's file, written through a large buffer.
+class Recorder {
+ public:
+  explicit Recorder(const std::string& path) {
+    if (path.empty()) return;
+    file_ = std::fopen(path.c_str(), "w");
+    if (file_ == nullptr) throw system_error("cannot write " + path);
+    std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
+  }
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+  ~Recorder() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  bool on() const { return file_ != nullptr; }
+  void answer(Clock::time_point sent, Clock::time_point done, int status, std::string_view jwt) {
+    std::fprintf(file_, "%lld %lld %d", monotonic_ns(sent), monotonic_ns(done), status);
+    if (!jwt.empty()) std::fprintf(file_, " %.*s", static_cast<int>(jwt.size()), jwt.data());
+    std::fputc('\n', file_);
+  }
+  void unanswered(Clock::time_point sent) { std::fprintf(file_, "%lld -1 -1\n", monotonic_ns(sent)); }
+
+ private:
+  std::FILE* file_ = nullptr;
+};
+
 // Runs one measurement, closed or open loop; see the comment at the top.
 class Generator {
  public:
-  explicit Generator(const Options& o) : opt_(o), request_(make_request(o)), conns_(static_cast<std::size_t>(o.connections)) {
+  explicit Generator(const Options& o)
+      : opt_(o), request_(make_request(o)), conns_(static_cast<std::size_t>(o.connections)), record_(o.record) {
     for (std::size_t i = 0; i < conns_.size(); ++i) {
       conns_[i].fd = connect_unix(o.socket);
       loop_.add(conns_[i].fd.get(), i);
@@ -262,6 +314,11 @@ class Generator {
     }
     result_.elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
     result_.errors += static_cast<long>(backlog_.size() + in_flight());  // owed and never answered
+    if (record_.on()) {
+      for (const auto& c : conns_)
+        for (auto due : c.due) record_.unanswered(due);
+      for (auto due : backlog_) record_.unanswered(due);
+    }
     return std::move(result_);
   }
 
@@ -295,6 +352,7 @@ class Generator {
 
   // Sends on this connection until it has --pipeline requests in flight (or nothing is left to send).
   void fill(Connection& c, Clock::time_point now) {
+    if (!c.fd.open()) return;  // --record: closed by the daemon and could not be connected again
     std::string batch;
     while (c.due.size() < static_cast<std::size_t>(opt_.pipeline)) {
       if (open_loop()) {
@@ -307,21 +365,58 @@ class Generator {
       }
       batch += next_request();
     }
-    if (!batch.empty()) send_all(c.fd.get(), batch);
+    if (batch.empty()) return;
+    if (!record_.on()) return send_all(c.fd.get(), batch);
+    try {
+      send_all(c.fd.get(), batch);
+    } catch (const std::exception&) {
+      // The daemon closed the connection under the send (EPIPE): as for a close seen by recv, unless
+      // this is already the send on a connection made again just now.
+      if (reconnecting_) drop(c, now);
+      else reconnect(c, now);
+    }
   }
 
   void read_answers(Connection& c, Clock::time_point now) {
     char buf[65536];
     const ssize_t got = ::recv(c.fd.get(), buf, sizeof buf, 0);
+    if (got <= 0 && record_.on()) return reconnect(c, now);
     if (got <= 0) throw std::runtime_error("the daemon closed a connection");
     c.in.append(buf, static_cast<std::size_t>(got));
-    while (int status = take_response(c.in)) {
+    std::string body;
+    while (int status = take_response(c.in, record_.on() ? &body : nullptr)) {
       if (c.due.empty()) throw std::runtime_error("an answer nobody asked for");
       if (status != 200) ++result_.errors;
+      if (record_.on()) record_.answer(c.due.front(), now, status, status == 200 ? jwt_of(body) : std::string_view{});
       result_.latencies.push_back(std::chrono::duration<double, std::micro>(now - c.due.front()).count());
       c.due.pop_front();
     }
     fill(c, now);
+  }
+
+  // --record: the daemon closed this connection. Its requests in flight are written with status 0 and
+  // counted as errors, and it is closed here too.
+  void drop(Connection& c, Clock::time_point now) {
+    for (auto due : c.due) record_.answer(due, now, 0, {});
+    result_.errors += static_cast<long>(c.due.size());
+    c.due.clear();
+    c.in.clear();
+    c.fd.reset();
+  }
+
+  // drop(), then connected again (if that fails, it stays closed).
+  void reconnect(Connection& c, Clock::time_point now) {
+    drop(c, now);
+    reconnecting_ = true;
+    try {
+      c.fd = connect_unix(opt_.socket);
+      loop_.add(c.fd.get(), static_cast<std::uint64_t>(&c - conns_.data()));
+    } catch (const std::exception& e) {
+      c.fd.reset();
+      std::fprintf(stderr, "hsmsignd-bench-load: a connection stays closed: %s\n", e.what());
+    }
+    fill(c, now);
+    reconnecting_ = false;
   }
 
   const Options& opt_;
@@ -333,7 +428,9 @@ class Generator {
   std::uint64_t sent_ = 0;  // requests made so far, for --body's %N%
   Clock::duration interval_{};
   bool stopping_ = false;
+  bool reconnecting_ = false;  // --record: inside reconnect(), whose own send may fail too
   Result result_;
+  Recorder record_;
 };
 
 // --idle: N connections, one answered request each, then quiet for --seconds.

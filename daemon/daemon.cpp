@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
@@ -191,7 +192,9 @@ struct Daemon::Parts {
   std::optional<server::UnixListener> issuer;
   std::optional<server::UnixListener> admin_socket;
   std::optional<server::TcpListener> jwks;
-  std::atomic<bool> stopped{false};  // after the stop line, no signer event reaches the audit log
+  // After the stop line, no signer event reaches the audit log: set, and checked, under the mutex.
+  std::mutex stop_mutex;
+  bool stopped = false;
 };
 
 Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
@@ -209,6 +212,7 @@ void Daemon::start_signers() {
   signers::Signers::Events events;
   events.died = [this](std::size_t slot, const std::string& how) {
     auto& p = *parts_;
+    std::lock_guard lock(p.stop_mutex);
     if (p.stopped) return;
     audit::Record died{"error", true};
     died.add().number("signer", static_cast<std::int64_t>(slot)).string("reason", "signer process " + how);
@@ -216,6 +220,7 @@ void Daemon::start_signers() {
   };
   events.recovered = [this](std::size_t slot, std::chrono::milliseconds outage, const pkcs11::Error& cause) {
     auto& p = *parts_;
+    std::lock_guard lock(p.stop_mutex);
     if (p.stopped) return;
     const auto& token = p.signers.token();
     // A device that was away and answers again is healthy; one re-initialised because it kept failing
@@ -228,7 +233,8 @@ void Daemon::start_signers() {
         .string("token", token.label)
         .string("serial", token.serial)
         .boolean("recovered", true)
-        .number("outage_ms", outage.count());
+        .number("outage_ms", outage.count())
+        .number("signer", static_cast<std::int64_t>(slot));
     p.audit->append(std::move(login));
   };
   try {
@@ -330,6 +336,8 @@ void Daemon::start() {
     throw StartupError(2, "systemd passed sockets no configured address matches: " + list +
                               " (the socket unit's ListenStream= and the [server]/[jwks] addresses must agree)");
   }
+  // Requests read in one turn of the event loop go to the signers together, in one write each.
+  p.signers.batch_with([this](std::function<void()> flush) { asio::post(parts_->io, std::move(flush)); });
   p.issuer->start();
   p.admin_socket->start();
   if (p.jwks) p.jwks->start();
@@ -441,8 +449,11 @@ int Daemon::run() {
   // The last lines: the stop, and a checkpoint that covers everything before it.
   audit::Record stop{"stop", true};
   stop.add().number("pid", ::getpid());
-  p.stopped = true;  // no recovery or death line may follow the stop line
-  p.audit->append(std::move(stop));
+  {
+    std::lock_guard lock(p.stop_mutex);
+    p.stopped = true;  // no recovery or death line may follow the stop line
+    p.audit->append(std::move(stop));
+  }
   p.audit->checkpoint();  // signed by a signer: they stop after it
   const bool written = p.audit->flush();
   if (!written) log::error("audit_incomplete", {{"reason", "the last audit lines could not be written: " + p.audit->failure()}});

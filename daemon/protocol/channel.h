@@ -1,6 +1,8 @@
-// One end of the socketpair between the front and a signer. Frames to send are queued and a writer
-// thread sends whatever has queued meanwhile in one write: one frame at once when idle, many per write
-// under load (a round trip per message would cost more CPU than the signature's bookkeeping).
+// One end of the socketpair between the front and a signer. A frame is written by the thread that sends
+// it when no write is under way (no thread to wake: a wake-up costs more CPU than the frame's
+// bookkeeping); frames sent meanwhile are queued and go out together in the next write, many per write
+// under load. A write that would block (the peer is slow to read) is finished by a writer thread, so a
+// sender never waits for the peer.
 #pragma once
 
 #include <condition_variable>
@@ -22,6 +24,9 @@ class Channel {
 
   // Queues a frame made by Writer::finish(). False once the channel is closed or the peer is gone.
   bool send(std::string frame);
+  // Queues a frame to go out with the next send() or flush(): for a thread that has more to send soon.
+  bool hold(std::string frame);
+  void flush();
   // Reads frames until the peer closes, a read fails or a frame's length is impossible, calling
   // on_frame for each; returns why it stopped. Run it on one thread.
   std::string read_frames(const std::function<void(Frame&&)>& on_frame);
@@ -32,12 +37,16 @@ class Channel {
 
  private:
   void write_loop();
+  // Writes what is queued without blocking, while there is something; with the lock held, and writing_
+  // set by the caller. Returns false when the peer is gone.
+  bool drain_without_blocking(std::unique_lock<std::mutex>& lock);
 
   const int fd_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::string queued_;
   bool closing_ = false, broken_ = false;
+  bool writing_ = false;  // a thread is inside send(): the others queue
   std::thread writer_;
 };
 

@@ -1,5 +1,8 @@
 #include "protocol/messages.h"
 
+#include <algorithm>
+#include <cctype>
+
 namespace hsmsignd::protocol {
 namespace {
 
@@ -8,6 +11,12 @@ constexpr Algorithm kAlgorithms[] = {Algorithm::ES256, Algorithm::ES384, Algorit
 constexpr std::size_t kMinKeyEntry = 4 + 4 + 1 + 4 + 8 + 8 + 1;
 
 std::string text(Reader& r) { return std::string(r.bytes(kMaxText)); }
+
+// What a reader refuses is never written: a longer text is cut, an object that cannot be hsmsignd's
+// (its CKA_ID or label past the bounds) is left out of a listing.
+std::string_view capped(std::string_view s, std::size_t max) { return s.substr(0, max); }
+
+bool fits_bounds(const Bytes& id, const std::string& label) { return id.size() <= kMaxId && label.size() <= kMaxLabel; }
 
 }  // namespace
 
@@ -42,7 +51,7 @@ SignRequest read_sign_request(Reader& r) {
 }
 
 void write_error(Writer& w, const pkcs11::Error& e) {
-  w.u8(static_cast<std::uint8_t>(e.kind)).bytes(e.function).u64(e.rv).bytes(e.detail);
+  w.u8(static_cast<std::uint8_t>(e.kind)).bytes(capped(e.function, kMaxText)).u64(e.rv).bytes(capped(e.detail, kMaxText));
 }
 
 pkcs11::Error read_error(Reader& r) {
@@ -87,8 +96,9 @@ pkcs11::KeyObject read_key(Reader& r) {
 }
 
 void write_keys(Writer& w, const std::vector<pkcs11::KeyObject>& keys) {
-  w.u32(static_cast<std::uint32_t>(keys.size()));
-  for (const auto& k : keys) write_key(w, k);
+  w.u32(static_cast<std::uint32_t>(std::count_if(keys.begin(), keys.end(), [](const auto& k) { return fits_bounds(k.id, k.label); })));
+  for (const auto& k : keys)
+    if (fits_bounds(k.id, k.label)) write_key(w, k);
 }
 
 std::vector<pkcs11::KeyObject> read_keys(Reader& r) {
@@ -99,8 +109,10 @@ std::vector<pkcs11::KeyObject> read_keys(Reader& r) {
 }
 
 void write_public_objects(Writer& w, const std::vector<pkcs11::PublicObject>& objects) {
-  w.u32(static_cast<std::uint32_t>(objects.size()));
-  for (const auto& o : objects) w.bytes(o.id).bytes(o.label);
+  w.u32(static_cast<std::uint32_t>(
+      std::count_if(objects.begin(), objects.end(), [](const auto& o) { return fits_bounds(o.id, o.label); })));
+  for (const auto& o : objects)
+    if (fits_bounds(o.id, o.label)) w.bytes(o.id).bytes(o.label);
 }
 
 std::vector<pkcs11::PublicObject> read_public_objects(Reader& r) {
@@ -127,7 +139,8 @@ PublicKey read_public_key(Reader& r) {
 }
 
 void write_token(Writer& w, const pkcs11::TokenInfo& t) {
-  w.u64(t.slot).bytes(t.label).bytes(t.serial).bytes(t.model).bytes(t.manufacturer).u64(t.max_sessions)
+  w.u64(t.slot).bytes(capped(t.label, kMaxText)).bytes(capped(t.serial, kMaxText)).bytes(capped(t.model, kMaxText))
+      .bytes(capped(t.manufacturer, kMaxText)).u64(t.max_sessions)
       .u8(t.login_required ? 1 : 0);
 }
 
@@ -176,6 +189,10 @@ SignerStats read_stats(Reader& r) {
   for (std::uint32_t i = 0; i < n; ++i) {
     pkcs11::CallStatSnapshot c{};
     c.function = std::string(r.bytes(64));
+    // It becomes a label in /metrics: a Cryptoki function's name, nothing else.
+    if (!c.function.starts_with("C_") ||
+        !std::all_of(c.function.begin(), c.function.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; }))
+      throw WireError("a call counter for something that is no Cryptoki function");
     c.calls = r.u64();
     c.errors = r.u64();
     c.total_ns = r.u64();

@@ -15,6 +15,12 @@ std::string hex(ByteView id) {
 
 }  // namespace
 
+std::optional<Algorithm> keyset_algorithm(const config::Config& config, std::string_view keyset) {
+  if (keyset == audit::kAuditKeyset) return Algorithm::ES256;
+  if (const auto* k = config.keyset(keyset)) return k->algorithm;
+  return std::nullopt;
+}
+
 pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::get(const Bytes& id, Algorithm algorithm) {
   {
     std::lock_guard lock(mutex_);
@@ -39,9 +45,7 @@ pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::open(const Bytes& id, 
     // label signs nothing.
     const auto label = keyring::KeyLabel::parse((*object)->label);
     if (!label) return pkcs11::Error::refused("key " + hex(id) + " is not labelled as one of hsmsignd's keys");
-    std::optional<Algorithm> allowed;
-    if (label->keyset == audit::kAuditKeyset) allowed = Algorithm::ES256;
-    else if (const auto* keyset = config_.keyset(label->keyset)) allowed = keyset->algorithm;
+    const std::optional<Algorithm> allowed = keyset_algorithm(config_, label->keyset);
     if (!allowed)
       return pkcs11::Error::refused("key " + hex(id) + " belongs to keyset \"" + label->keyset + "\", which is not configured");
     if (*allowed != algorithm)

@@ -6,11 +6,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "config/config.h"
 #include "sign.h"
 
 namespace hsmsignd::signer {
+
+// The algorithm keys of this keyset sign with: the configured keyset's, ES256 for the audit key, none
+// for a keyset this configuration does not have.
+std::optional<Algorithm> keyset_algorithm(const config::Config& config, std::string_view keyset);
 
 class KeyCache {
  public:

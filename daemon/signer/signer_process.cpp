@@ -7,9 +7,12 @@
 
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <deque>
+#include <optional>
 #include <thread>
 
+#include "keyring/key_label.h"
 #include "log/log.h"
 #include "module.h"
 #include "pin.h"
@@ -136,7 +139,7 @@ std::uint32_t micros(std::chrono::nanoseconds d) {
 class Server {
  public:
   Server(const config::Config& config, protocol::Channel& channel, pkcs11::SessionPool& pool)
-      : channel_(channel), pool_(pool), token_(pool), keys_(pool, config), queue_(pool.size(), kMaxQueued) {}
+      : config_(config), channel_(channel), pool_(pool), token_(pool), keys_(pool, config), queue_(pool.size(), kMaxQueued) {}
 
   void handle(protocol::Frame&& frame) {
     const auto id = frame.id;
@@ -156,10 +159,13 @@ class Server {
             channel_.send(answer(id, token_.list_public_keys(),
                                  [](auto& w, const auto& v) { protocol::write_public_objects(w, v); }));
           });
-        case Type::generate:
-          return tasks_.post([this, id, spec = protocol::read_key_spec(r)] {
+        case Type::generate: {
+          auto spec = protocol::read_key_spec(r);
+          if (auto refused = refuse_generation(spec)) return (void)channel_.send(protocol::error_frame(id, *refused));
+          return tasks_.post([this, id, spec = std::move(spec)] {
             channel_.send(answer(id, token_.generate_key_pair(spec), [](auto& w, const auto& k) { protocol::write_key(w, k); }));
           });
+        }
         case Type::export_public_key: {
           Bytes key = r.byte_vector(protocol::kMaxId);
           const Algorithm algorithm = protocol::read_algorithm(r);
@@ -174,6 +180,7 @@ class Server {
           std::string label(r.bytes(protocol::kMaxLabel));
           r.end();
           return tasks_.post([this, id, key = std::move(key), label = std::move(label)] {
+            if (auto refused = refuse_relabel(key, label)) return (void)channel_.send(protocol::error_frame(id, *refused));
             auto done = token_.set_label(key, label);
             keys_.forget(key);
             channel_.send(answer(id, done));
@@ -183,6 +190,7 @@ class Server {
           Bytes key = r.byte_vector(protocol::kMaxId);
           r.end();
           return tasks_.post([this, id, key = std::move(key)] {
+            if (auto refused = refuse_destruction(key)) return (void)channel_.send(protocol::error_frame(id, *refused));
             keys_.forget(key);
             channel_.send(answer(id, token_.destroy_key(key)));
           });
@@ -201,6 +209,50 @@ class Server {
   }
 
  private:
+  // The key operations the front ever asks for, and nothing else: a key made for a configured keyset
+  // with its algorithm and size; a relabel that retires a key; the destruction of hsmsignd's keys.
+  std::optional<pkcs11::Error> refuse_generation(const pkcs11::KeySpec& spec) const {
+    const auto label = keyring::KeyLabel::parse(spec.label);
+    if (!label) return pkcs11::Error::refused("a new key must have one of hsmsignd's labels");
+    const auto algorithm = keyset_algorithm(config_, label->keyset);
+    if (!algorithm) return pkcs11::Error::refused("keyset \"" + label->keyset + "\" is not configured");
+    if (*algorithm != spec.algorithm)
+      return pkcs11::Error::refused("keyset \"" + label->keyset + "\" signs with " + std::string(name(*algorithm)));
+    const auto* keyset = config_.keyset(label->keyset);
+    if (key_type(spec.algorithm) == KeyType::RSA && keyset && keyset->rsa_bits != spec.rsa_bits)
+      return pkcs11::Error::refused("keyset \"" + label->keyset + "\" has RSA keys of " + std::to_string(keyset->rsa_bits) + " bits");
+    return std::nullopt;
+  }
+
+  std::optional<pkcs11::Error> refuse_relabel(ByteView key, const std::string& label) {
+    auto now = pool_.run([&](pkcs11::SessionRef s) { return pkcs11::find_key(s, key); });
+    if (!now) return now.error();
+    if (!*now) return pkcs11::Error::not_found("no key with that CKA_ID");
+    const auto before = keyring::KeyLabel::parse((*now)->label);
+    const auto after = keyring::KeyLabel::parse(label);
+    if (!before || !after || before->retired || !after->retired || after->keyset != before->keyset ||
+        after->activates != before->activates || after->created != before->created)
+      return pkcs11::Error::refused("a key's label may only change to say that it is retired");
+    return std::nullopt;
+  }
+
+  std::optional<pkcs11::Error> refuse_destruction(ByteView key) {
+    auto objects = token_.list_keys();
+    if (!objects) return objects.error();
+    auto publics = token_.list_public_keys();
+    if (!publics) return publics.error();
+    bool any = false, ours = false;
+    auto look = [&](const Bytes& id, const std::string& label) {
+      if (!std::equal(id.begin(), id.end(), key.begin(), key.end())) return;
+      any = true;
+      ours = ours || keyring::KeyLabel::parse(label).has_value();
+    };
+    for (const auto& o : *objects) look(o.id, o.label);
+    for (const auto& o : *publics) look(o.id, o.label);
+    if (any && !ours) return pkcs11::Error::refused("only keys with hsmsignd's labels may be destroyed");
+    return std::nullopt;
+  }
+
   void sign(std::uint32_t id, const protocol::SignRequest& request) {
     SignJob job{request.algorithm, {}, {}};
     job.run = [this, id, algorithm = request.algorithm, digest = request.digest, key = request.key_id,
@@ -234,6 +286,7 @@ class Server {
     channel_.send(w.finish());
   }
 
+  const config::Config& config_;
   protocol::Channel& channel_;
   pkcs11::SessionPool& pool_;
   pkcs11::LocalToken token_;

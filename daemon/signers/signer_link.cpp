@@ -35,7 +35,10 @@ int front_end_above(int fd) {
 
 std::string describe(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by signal ") + ::sigabbrev_np(WTERMSIG(status));
+  if (WIFSIGNALED(status)) {
+    const char* abbrev = ::sigabbrev_np(WTERMSIG(status));  // NULL for real-time signals
+    return "killed by signal " + (abbrev ? std::string(abbrev) : std::to_string(WTERMSIG(status)));
+  }
   return "stopped";
 }
 
@@ -71,15 +74,28 @@ SignerLink::SignerLink(std::size_t slot, const std::filesystem::path& config_fil
 }
 
 SignerLink::~SignerLink() {
-  // The end of the channel is the signer's stop: it finishes what it has, then exits.
-  channel_->finish();
-  const auto give_up = std::chrono::steady_clock::now() + kExitGrace;
-  while (!dead_.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (!dead_.load()) kill();
-  if (reader_.joinable()) reader_.join();
+  finish();
+  wait();
 }
 
-void SignerLink::call(std::string frame, Callback done) {
+void SignerLink::finish() { channel_->finish(); }
+
+void SignerLink::wait() {
+  // The end of the channel is the signer's stop: it finishes what it has, then exits.
+  const auto give_up = std::chrono::steady_clock::now() + kExitGrace;
+  while (!finished_.load() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!finished_.load()) kill();
+  if (!reader_.joinable()) return;
+  if (reader_.get_id() == std::this_thread::get_id()) reader_.detach();  // the last owner was a callback
+  else reader_.join();
+}
+
+void SignerLink::call(std::string frame, Callback done) { enqueue(std::move(frame), std::move(done), false); }
+
+void SignerLink::call_held(std::string frame, Callback done) { enqueue(std::move(frame), std::move(done), true); }
+
+void SignerLink::enqueue(std::string frame, Callback done, bool hold) {
   std::uint32_t id;
   {
     std::lock_guard lock(mutex_);
@@ -95,7 +111,8 @@ void SignerLink::call(std::string frame, Callback done) {
   }
   if (id == 0) return done(pkcs11::Error::busy("signer process " + std::to_string(slot_) + " is not running"));
   std::memcpy(frame.data() + 4, &id, sizeof id);  // little-endian, as the wire has it
-  channel_->send(std::move(frame));
+  if (hold) channel_->hold(std::move(frame));
+  else channel_->send(std::move(frame));
 }
 
 std::optional<std::chrono::steady_clock::time_point> SignerLink::oldest_waiting() const {
@@ -106,7 +123,10 @@ std::optional<std::chrono::steady_clock::time_point> SignerLink::oldest_waiting(
   return oldest;
 }
 
-void SignerLink::kill() { ::kill(pid_, SIGKILL); }
+void SignerLink::kill() {
+  std::lock_guard lock(reap_mutex_);
+  if (!reaped_) ::kill(pid_, SIGKILL);  // (once reaped, the pid may be another process's)
+}
 
 void SignerLink::on_frame(protocol::Frame&& frame) {
   // A WireError thrown here ends the read loop: a signer that answers nonsense is trusted with nothing more.
@@ -125,12 +145,17 @@ void SignerLink::on_frame(protocol::Frame&& frame) {
         case Type::fatal: {
           const int status = r.u8();
           const std::string message(r.bytes(protocol::kMaxText));
+          {
+            std::lock_guard lock(mutex_);
+            refusal_ = message;
+          }
           if (handlers_.refused) handlers_.refused(*this, status, message);
           return;
         }
         case Type::recovered: {
           const auto outage = std::chrono::milliseconds(r.u64());
           const auto cause = protocol::read_error(r);
+          r.end();
           if (handlers_.recovered) handlers_.recovered(*this, outage, cause);
           return;
         }
@@ -151,7 +176,15 @@ void SignerLink::on_frame(protocol::Frame&& frame) {
       p.done(pkcs11::Error::refused("the signer's answer has an unknown type"));
       throw protocol::WireError("an answer of an unknown type");
     }
-    p.done(protocol::read_error(r));
+    pkcs11::Error error;
+    try {
+      error = protocol::read_error(r);
+      r.end();
+    } catch (const protocol::WireError&) {
+      p.done(pkcs11::Error::refused("a malformed error answer from the signer"));
+      throw;
+    }
+    p.done(std::move(error));
   }
 }
 
@@ -159,9 +192,12 @@ void SignerLink::read_loop() {
   const std::string why = channel_->read_frames([this](protocol::Frame&& f) { on_frame(std::move(f)); });
   dead_.store(true, std::memory_order_release);
   ready_.store(false, std::memory_order_release);
-  ::kill(pid_, SIGKILL);  // whatever it was doing, it is done now
   fail_all("signer process " + std::to_string(slot_) + " stopped (" + why + ")");
-  const std::string how = reap();
+  std::string how = reap();
+  {
+    std::lock_guard lock(mutex_);
+    if (!refusal_.empty()) how += ": " + refusal_;
+  }
   if (handlers_.exited) handlers_.exited(*this, how.empty() ? why : how + "; " + why);
   finished_.store(true, std::memory_order_release);
 }
@@ -176,11 +212,25 @@ void SignerLink::fail_all(const std::string& why) {
   for (auto& [id, p] : failed) p.done(pkcs11::Error::busy(why));
 }
 
+// A signer whose channel ended is exiting: it may still be closing its sessions and finalising the
+// module, which it is given time for. One that does not exit in that time is killed.
 std::string SignerLink::reap() {
   int status = 0;
-  pid_t r;
-  do r = ::waitpid(pid_, &status, 0);
-  while (r < 0 && errno == EINTR);
+  pid_t r = 0;
+  const auto give_up = std::chrono::steady_clock::now() + kExitGrace;
+  for (;;) {
+    r = ::waitpid(pid_, &status, WNOHANG);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != 0 || std::chrono::steady_clock::now() > give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (r == 0) {
+    ::kill(pid_, SIGKILL);
+    do r = ::waitpid(pid_, &status, 0);
+    while (r < 0 && errno == EINTR);
+  }
+  std::lock_guard lock(reap_mutex_);
+  reaped_ = true;
   return r == pid_ ? describe(status) : std::string();
 }
 

@@ -46,8 +46,15 @@ class SignerLink {
   // Sends a frame made with id 0 (this gives it one); `done` runs on the reader thread with the answer,
   // or at once (on this thread) when the link is down.
   void call(std::string frame, Callback done);
+  // The same, but the frame waits for flush() (or the next call): many requests, one write.
+  void call_held(std::string frame, Callback done);
+  void flush() { channel_->flush(); }
   // SIGKILL: for a signer that stopped answering.
   void kill();
+  // The stop: finish() ends the channel (the signer drains and exits), wait() waits for it (SIGKILL
+  // after a grace period). Stopping many: finish each, then wait for each.
+  void finish();
+  void wait();
 
   std::size_t slot() const { return slot_; }
   pid_t pid() const { return pid_; }
@@ -65,6 +72,7 @@ class SignerLink {
     Callback done;
     std::chrono::steady_clock::time_point sent;
   };
+  void enqueue(std::string frame, Callback done, bool hold);
   void read_loop();
   void on_frame(protocol::Frame&& frame);
   void fail_all(const std::string& why);
@@ -80,6 +88,7 @@ class SignerLink {
   mutable std::mutex mutex_;
   std::unordered_map<std::uint32_t, Pending> pending_;
   std::uint32_t next_id_ = 1;
+  std::string refusal_;  // the signer's fatal event, if it sent one
   std::mutex reap_mutex_;
   bool reaped_ = false;
   std::thread reader_;

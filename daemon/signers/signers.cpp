@@ -79,7 +79,8 @@ std::shared_ptr<SignerLink> Signers::spawn(std::size_t slot) {
   h.ready = [this](SignerLink& link, const pkcs11::TokenInfo& token, std::uint32_t sessions) {
     {
       std::lock_guard lock(mutex_);
-      if (token_.label.empty()) token_ = token;
+      if (!have_token_) token_ = token;
+      have_token_ = true;
     }
     log::info("signer", {{"slot", std::to_string(link.slot())}, {"pid", std::to_string(link.pid())},
                          {"state", "logged in"}, {"sessions", std::to_string(sessions)}});
@@ -149,10 +150,11 @@ void Signers::died(SignerLink& link, const std::string& how) {
 }
 
 void Signers::ping(std::size_t index, const std::shared_ptr<SignerLink>& link) {
-  link->call(protocol::Writer(0, static_cast<std::uint8_t>(Type::stats)).finish(), [this, index, link](Answer a) {
+  // (A raw pointer: the link keeps its callbacks, and must not keep itself.)
+  link->call(protocol::Writer(0, static_cast<std::uint8_t>(Type::stats)).finish(), [this, index, link = link.get()](Answer a) {
     std::lock_guard lock(mutex_);
     auto& slot = slots_[index];
-    if (slot.link != link) return;
+    if (slot.link.get() != link) return;
     slot.pinging = false;
     if (!a) return;
     try {
@@ -164,7 +166,27 @@ void Signers::ping(std::size_t index, const std::shared_ptr<SignerLink>& link) {
   });
 }
 
+void Signers::shut_down_links() {
+  std::vector<std::shared_ptr<SignerLink>> links;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& s : slots_)
+      if (s.link) links.push_back(std::move(s.link));
+  }
+  {
+    std::lock_guard lock(held_mutex_);
+    held_.clear();
+  }
+  for (auto& l : links) l->finish();  // all at once: each drains while the others do
+  for (auto& l : links) l->wait();
+}
+
 void Signers::supervise() {
+  supervise_until_stopped();
+  shut_down_links();
+}
+
+void Signers::supervise_until_stopped() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     changed_.wait_for(lock, kSuperviseEvery, [&] { return stopping_; });
@@ -218,13 +240,10 @@ void Signers::stop() {
     stopping_ = true;
   }
   changed_.notify_all();
+  // The supervisor shuts the links down itself: a signer it restarted dies with the thread that
+  // spawned it (PR_SET_PDEATHSIG), so that thread must outlive it.
   if (supervisor_.joinable()) supervisor_.join();
-  std::vector<std::shared_ptr<SignerLink>> links;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& s : slots_) links.push_back(std::move(s.link));
-  }
-  links.clear();  // each waits for its signer to exit
+  else shut_down_links();
 }
 
 std::shared_ptr<SignerLink> Signers::pick() const {
@@ -255,8 +274,8 @@ bool Signers::submit(signing::SignJob job) {
   const bool is_digest = job.digest || digest.has_value();
   std::string frame = protocol::sign_request(0, job.signer->algorithm(), is_digest, job.signer->id(),
                                              digest ? std::string_view(*digest) : std::string_view(job.input));
-  link->call(std::move(frame), [this, job = std::move(job), digest = std::move(digest), is_digest,
-                                sent = Clock::now()](Answer answer) mutable {
+  auto done = [this, job = std::move(job), digest = std::move(digest), is_digest,
+               sent = Clock::now()](Answer answer) mutable {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     signing::SignTimes times;
     const auto round_trip = Clock::now() - sent;
@@ -265,7 +284,24 @@ bool Signers::submit(signing::SignJob job) {
     auto checked = job.signer->check(is_digest, digest ? std::string_view(*digest) : std::string_view(job.input),
                                      std::move(signature));
     job.done(std::move(checked), std::move(job.input), times);
-  });
+  };
+  if (!post_) {
+    link->call(std::move(frame), std::move(done));
+    return true;
+  }
+  link->call_held(std::move(frame), std::move(done));
+  std::lock_guard lock(held_mutex_);
+  if (std::find(held_.begin(), held_.end(), link) != held_.end()) return true;
+  if (held_.empty())
+    post_([this] {
+      std::vector<std::shared_ptr<SignerLink>> links;
+      {
+        std::lock_guard lock(held_mutex_);
+        links.swap(held_);
+      }
+      for (auto& l : links) l->flush();
+    });
+  held_.push_back(std::move(link));
   return true;
 }
 

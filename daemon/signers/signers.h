@@ -50,6 +50,9 @@ class Signers {
 
   // False when max_in_flight signatures are already out: the caller answers 429.
   bool submit(signing::SignJob job);
+  // With a poster (the I/O thread's post), a submit's frame waits for a task posted behind the
+  // requests already read, and all go to a signer in one write.
+  void batch_with(std::function<void(std::function<void()>)> post) { post_ = std::move(post); }
   // A signature made and checked before this returns: for the audit log's checkpoints.
   pkcs11::Result<Bytes> sign(signing::CheckedSigner& signer, std::string_view message);
   // Key operations, each on one signer, waited for.
@@ -75,6 +78,8 @@ class Signers {
   std::shared_ptr<SignerLink> spawn(std::size_t slot);
   std::shared_ptr<SignerLink> pick() const;
   void supervise();
+  void supervise_until_stopped();
+  void shut_down_links();
   void ping(std::size_t slot, const std::shared_ptr<SignerLink>& link);
   void died(SignerLink& link, const std::string& how);
 
@@ -84,14 +89,17 @@ class Signers {
   std::unique_ptr<pkcs11::TokenOps> ops_;
   pkcs11::TokenInfo token_;
   std::atomic<std::size_t> in_flight_{0};
+  std::function<void(std::function<void()>)> post_;
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Slot> slots_;
   protocol::SignerStats dead_totals_;  // what the signers that died had counted
   std::uint64_t deaths_ = 0;
-  bool started_ = false, stopping_ = false;
+  bool started_ = false, stopping_ = false, have_token_ = false;
   std::optional<StartError> refusal_;
+  std::mutex held_mutex_;
+  std::vector<std::shared_ptr<SignerLink>> held_;  // links with frames waiting for the posted flush
   std::thread supervisor_;
 };
 

@@ -44,7 +44,17 @@ bool CheckedSigner::should_verify() {
 }
 
 pkcs11::Result<Bytes> CheckedSigner::check(bool digest, std::string_view input, pkcs11::Result<Bytes> signature) {
-  if (!signature || !should_verify()) return signature;
+  if (!signature) return signature;
+  // Every signature has the length of its algorithm and key, checked or sampled.
+  const std::size_t expected = key_type(algorithm()) == KeyType::RSA ? public_key_.modulus.size()
+                               : key_type(algorithm()) == KeyType::EC ? 2 * ec_field_size(algorithm())
+                                                                       : 64;
+  if (signature->size() != expected) {
+    faults.fetch_add(1, std::memory_order_relaxed);
+    log::error("signature_fault", {{"algorithm", std::string(name(algorithm()))}, {"reason", "length"}});
+    return pkcs11::Error::faulty_signature("C_Sign");
+  }
+  if (!should_verify()) return signature;
   const bool ok = digest ? crypto::verify_digest(key_.get(), algorithm(), as_bytes(input), *signature)
                          : crypto::verify(key_.get(), algorithm(), as_bytes(input), *signature);
   if (ok) return signature;

@@ -45,7 +45,8 @@ def metric(daemon, name):
 
 class FaultTestCase(unittest.TestCase):
     ALGORITHM = "ES256"
-    TOKEN = {}
+    # The shim counts COUNT per process: with one signer process, "corrupt C_Sign 5" is 5 corruptions.
+    TOKEN = {"signers": 1}
 
     def setUp(self):
         self.daemon = Daemon(keysets=(("default", self.ALGORITHM),), token=self.TOKEN)
@@ -108,7 +109,7 @@ class CorruptSignatureTest(FaultTestCase):
 class CorruptRsaSignatureSampledTest(FaultTestCase):
     # "sampled" checks EC one in 32, but RSA always: a faulty RSA-CRT signature gives the key away.
     ALGORITHM = "RS256"
-    TOKEN = {"verify_signatures": "sampled"}
+    TOKEN = {"signers": 1, "verify_signatures": "sampled"}
 
     def test_rsa_is_checked_even_when_sampled(self):
         self.faults.set("corrupt C_Sign 3")

@@ -656,6 +656,22 @@ class HostileFramesTest(unittest.TestCase):
                    bytes([RS256]) + struct.pack("<I", 1234) + bstr(secrets.token_bytes(16))
                    + bstr(f"hsmsignd/rsa/{now}/{now}".encode()), kind=KIND_REFUSED)
 
+        # Key operations beyond what the front ever asks for.
+        self.error("a generate of an RS256 key for the ES256 keyset", T_GENERATE,
+                   bytes([RS256]) + struct.pack("<I", 2048) + bstr(secrets.token_bytes(16))
+                   + bstr(f"hsmsignd/default/{now}/{now}".encode()), kind=KIND_REFUSED)
+        self.error("a generate for a keyset the configuration does not have", T_GENERATE,
+                   bytes([ES256]) + struct.pack("<I", 0) + bstr(secrets.token_bytes(16))
+                   + bstr(f"hsmsignd/nosuch/{now}/{now}".encode()), kind=KIND_REFUSED)
+        self.error("a generate with a label that is not hsmsignd's", T_GENERATE,
+                   bytes([ES256]) + struct.pack("<I", 0) + bstr(secrets.token_bytes(16)) + bstr(b"someone-else"),
+                   kind=KIND_REFUSED)
+        self.error("a relabel that moves the key to another keyset", T_SET_LABEL,
+                   bstr(key_id) + bstr(f"hsmsignd/rsa/{now}/{now}/retired".encode()), kind=KIND_REFUSED)
+        self.error("a relabel that changes its activation", T_SET_LABEL,
+                   bstr(key_id) + bstr(f"hsmsignd/default/{now - 3600}/{now}".encode()), kind=KIND_REFUSED)
+        self.ok("stats after the refused key operations", T_STATS)
+
         # A valid signature, checked with the key's public key.
         exported = Reader(self.ok("export_public_key", T_EXPORT, bstr(key_id) + bytes([ES256])))
         self.assertEqual(exported.u8(), ES256, "export_public_key: the key's algorithm")

@@ -5,7 +5,7 @@
 # broken invariant, a leak, a timeout or an out-of-memory; the input is kept under
 # BUILD_DIR/fuzz-artifacts/<target>/ and the target's output under BUILD_DIR/fuzz-logs/.
 #
-#   tests/fuzz/run.sh build-fuzz 20                        # CI: all four targets, 20 s each
+#   tests/fuzz/run.sh build-fuzz 20                        # CI: all five targets, 20 s each
 #   tests/fuzz/run.sh build-fuzz 600 fuzz_config           # one target, longer
 #   FUZZ_ARGS="-only_ascii=1" tests/fuzz/run.sh build-fuzz 60   # extra libFuzzer flags
 #   FUZZ_STRICT=1 tests/fuzz/run.sh build-fuzz 0 ...      # 0 s: only replay tests/fuzz/findings/ and
@@ -24,12 +24,12 @@ build="$(cd "$1" && pwd)"
 seconds="$2"
 shift 2
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "$usage" >&2; exit 2; }
-all_targets=(fuzz_http_request fuzz_json_request fuzz_config fuzz_audit_verify)
+all_targets=(fuzz_http_request fuzz_json_request fuzz_config fuzz_audit_verify fuzz_frames)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 
 # Largest input per target: a request with a full 64 KiB body and its header; a config file; a log.
-declare -A max_len=([fuzz_http_request]=70000 [fuzz_json_request]=66000 [fuzz_config]=16384 [fuzz_audit_verify]=65536)
+declare -A max_len=([fuzz_http_request]=70000 [fuzz_json_request]=66000 [fuzz_config]=16384 [fuzz_audit_verify]=65536 [fuzz_frames]=65536)
 
 for t in "${targets[@]}"; do
   [[ -n "${max_len[$t]:-}" ]] || { echo "run.sh: unknown target $t (known: ${all_targets[*]})" >&2; exit 2; }

@@ -1,4 +1,4 @@
-// The daemon put together: token, keyring, signer threads, sockets, and a clean stop on SIGTERM.
+// The daemon put together: signer processes, keyring, audit, sockets, and a clean stop on SIGTERM.
 #pragma once
 
 #include <memory>

@@ -297,6 +297,24 @@ Status set_label(SessionRef s, ByteView id, const std::string& label) {
   return {};
 }
 
+Status relabel(SessionRef s, ByteView id, const std::string& from, const std::string& to) {
+  if (id.empty()) return Error::refused("a key is relabelled by a non-empty CKA_ID");
+  std::size_t changed = 0;
+  for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+    std::vector<CK_ATTRIBUTE> templ{attr(CKA_CLASS, cls), attr_bytes(CKA_ID, id.data(), id.size()),
+                                    attr_bytes(CKA_LABEL, from.data(), from.size())};
+    auto handles = find_objects(s, std::move(templ));
+    if (!handles) return handles.error();
+    for (CK_OBJECT_HANDLE h : *handles) {
+      CK_ATTRIBUTE a = attr_bytes(CKA_LABEL, to.data(), to.size());
+      if (auto ok = P11_CALL(*s.module, C_SetAttributeValue, s.handle, h, &a, 1); !ok) return ok.error();
+      ++changed;
+    }
+  }
+  if (changed == 0) return Error::not_found("no key with that CKA_ID and label");
+  return {};
+}
+
 Status destroy_key(SessionRef s, ByteView id) {
   if (id.empty()) return Error::refused("a key is destroyed by a non-empty CKA_ID");
   // The private half first: once it is gone the key can no longer sign, whatever happens next.

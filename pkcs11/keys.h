@@ -62,6 +62,9 @@ Result<std::vector<PublicObject>> list_public_keys(SessionRef session);
 // Sets CKA_LABEL on both halves of the key pair with this CKA_ID.
 Status set_label(SessionRef session, ByteView id, const std::string& label);
 
+// The same, only on the objects whose label is `from` now (not found when there are none).
+Status relabel(SessionRef session, ByteView id, const std::string& from, const std::string& to);
+
 // Destroys every object with this CKA_ID; nothing left to destroy is success (the call is idempotent).
 Status destroy_key(SessionRef session, ByteView id);
 

@@ -232,7 +232,8 @@ class OpenApiTest(unittest.TestCase):
                    client(name="limited", uids=(LIMITED,), keysets=("default",), operations=("jwt",),
                           subjects=["user:*", "svc:billing"], max_rate="1/m")]
         # The Token Status List is on, with its defaults: every JWT names its entry, the JWKS listener serves the lists.
-        cls.daemon = Daemon(keysets=keysets, clients=clients,
+        # One signer process: the fault shim counts each directive's COUNT per process.
+        cls.daemon = Daemon(keysets=keysets, clients=clients, token={"signers": 1},
                             server={"max_body": MAX_BODY, "request_timeout": f"{REQUEST_TIMEOUT}s"},
                             revocation={"status_list": True})
         try:

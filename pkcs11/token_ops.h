@@ -18,6 +18,7 @@ class TokenOps {
   virtual Result<KeyObject> generate_key_pair(const KeySpec& spec) = 0;
   // The public half of the key pair with this CKA_ID.
   virtual Result<PublicKey> export_public_key(ByteView id, Algorithm algorithm) = 0;
+  // A signer process carries it out only as a retirement: `label` is the key's label with "/retired".
   virtual Status set_label(ByteView id, const std::string& label) = 0;
   virtual Status destroy_key(ByteView id) = 0;
 };

@@ -1,5 +1,7 @@
 #include "custody/custody_report.h"
 
+#include "common/hex.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -14,16 +16,6 @@
 
 namespace hsmsignd::custody {
 namespace {
-
-std::string hex(const Bytes& b) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (auto c : b) {
-    s += kDigits[c >> 4];
-    s += kDigits[c & 15];
-  }
-  return s;
-}
 
 // The algorithm a key object can sign with when no keyset names it, or nullopt for a key type or curve
 // hsmsignd has none for: the report says what the key is, never what a keyset would like it to be.

@@ -1,20 +1,10 @@
 #include "signer/key_cache.h"
 
 #include "audit/audit_key.h"
+#include "common/hex.h"
 #include "keyring/key_label.h"
 
 namespace hsmsignd::signer {
-namespace {
-
-std::string hex(ByteView id) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (auto b : id) out += {kDigits[b >> 4], kDigits[b & 15]};
-  return out;
-}
-
-}  // namespace
-
 std::optional<Algorithm> keyset_algorithm(const config::Config& config, std::string_view keyset) {
   if (keyset == audit::kAuditKeyset) return Algorithm::ES256;
   if (const auto* k = config.keyset(keyset)) return k->algorithm;

@@ -115,14 +115,6 @@ void SignerLink::enqueue(std::string frame, Callback done, bool hold) {
   else channel_->send(std::move(frame));
 }
 
-std::optional<std::chrono::steady_clock::time_point> SignerLink::oldest_waiting() const {
-  std::lock_guard lock(mutex_);
-  std::optional<std::chrono::steady_clock::time_point> oldest;
-  for (const auto& [id, p] : pending_)
-    if (!oldest || p.sent < *oldest) oldest = p.sent;
-  return oldest;
-}
-
 void SignerLink::kill() {
   std::lock_guard lock(reap_mutex_);
   if (!reaped_) ::kill(pid_, SIGKILL);  // (once reaped, the pid may be another process's)

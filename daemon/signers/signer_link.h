@@ -63,8 +63,6 @@ class SignerLink {
   // Dead, reaped, and its death reported: the link may be replaced.
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   std::size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
-  // When the oldest request still waiting was sent, if any is.
-  std::optional<std::chrono::steady_clock::time_point> oldest_waiting() const;
   std::chrono::steady_clock::time_point started() const { return started_; }
 
  private:

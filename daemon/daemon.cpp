@@ -143,7 +143,9 @@ constexpr std::int64_t kStatusListLookahead = 120;
 
 std::vector<std::string> status_list_keysets(const config::Config& c) {
   std::vector<std::string> out;
-  for (const auto& k : c.keysets) out.push_back(k.name);
+  // A tls keyset issues no JWTs, and its keys, in no JWKS, must sign no list a verifier would trust.
+  for (const auto& k : c.keysets)
+    if (k.usage == config::Usage::jwt) out.push_back(k.name);
   return out;
 }
 

@@ -9,9 +9,13 @@
 namespace hsmsignd::pkcs11 {
 namespace {
 
-// DER of DigestInfo for SHA-256 (RFC 8017 §9.2, note 1): CKM_RSA_PKCS signs it with the digest appended.
+// DER of DigestInfo (RFC 8017 §9.2, note 1) up to the digest: CKM_RSA_PKCS signs it with the digest appended.
 constexpr std::array<CK_BYTE, 19> kSha256DigestInfo{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                                                     0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+constexpr std::array<CK_BYTE, 19> kSha384DigestInfo{0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                                    0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30};
+constexpr std::array<CK_BYTE, 19> kSha512DigestInfo{0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                                    0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40};
 // A signature this long is wrong for every key hsmsignd makes; it bounds the buffer the token fills.
 constexpr CK_ULONG kMaxSignature = 1024;
 
@@ -46,7 +50,20 @@ Result<Bytes> hash(Algorithm algorithm, ByteView message) {
   return digest;
 }
 
-CK_RSA_PKCS_PSS_PARAMS pss_params() { return {CKM_SHA256, CKG_MGF1_SHA256, 32}; }
+const std::array<CK_BYTE, 19>& digest_info(Hash h) {
+  return h == Hash::sha512 ? kSha512DigestInfo : h == Hash::sha384 ? kSha384DigestInfo : kSha256DigestInfo;
+}
+
+// RFC 8017's recommendation, and what TLS 1.3 and RFC 4055 require: MGF1 with the message's hash, and a
+// salt as long as the digest.
+CK_RSA_PKCS_PSS_PARAMS pss_params(Hash h) {
+  switch (h) {
+    case Hash::sha384: return {CKM_SHA384, CKG_MGF1_SHA384, 48};
+    case Hash::sha512: return {CKM_SHA512, CKG_MGF1_SHA512, 64};
+    case Hash::sha256: break;
+  }
+  return {CKM_SHA256, CKG_MGF1_SHA256, 32};
+}
 
 }  // namespace
 
@@ -71,7 +88,7 @@ Result<Bytes> sign(SessionRef s, const SigningKey& key, ByteView message) {
     case Algorithm::RS256:
       return token_sign(s, key.handle, {CKM_SHA256_RSA_PKCS, nullptr, 0}, message, key.signature_size);
     case Algorithm::PS256: {
-      auto params = pss_params();
+      auto params = pss_params(Hash::sha256);
       return token_sign(s, key.handle, {CKM_SHA256_RSA_PKCS_PSS, &params, sizeof(params)}, message,
                         key.signature_size);
     }
@@ -81,24 +98,28 @@ Result<Bytes> sign(SessionRef s, const SigningKey& key, ByteView message) {
   return Error::refused("unknown algorithm");
 }
 
-Result<Bytes> sign_digest(SessionRef s, const SigningKey& key, ByteView digest) {
+Result<Bytes> sign_digest(SessionRef s, const SigningKey& key, ByteView digest, DigestScheme scheme) {
   if (key.algorithm == Algorithm::EdDSA) return Error::refused("EdDSA signs whole messages, not digests");
-  if (digest.size() != digest_size(key.algorithm))
-    return Error::refused("a " + std::string(name(key.algorithm)) + " digest is " +
-                          std::to_string(digest_size(key.algorithm)) + " bytes");
-  switch (key.algorithm) {
-    case Algorithm::RS256: {
-      Bytes info(kSha256DigestInfo.begin(), kSha256DigestInfo.end());
+  if (!scheme_fits(key.algorithm, scheme))
+    return Error::refused("a " + std::string(name(key.algorithm)) + " key cannot sign with padding " +
+                          std::string(name(scheme.padding)));
+  if (digest.size() != hash_size(scheme.hash))
+    return Error::refused("a " + std::string(name(scheme.hash)) + " digest is " + std::to_string(hash_size(scheme.hash)) +
+                          " bytes, not " + std::to_string(digest.size()));
+  switch (scheme.padding) {
+    case Padding::pkcs1: {
+      const auto& prefix = digest_info(scheme.hash);
+      Bytes info(prefix.begin(), prefix.end());
       info.insert(info.end(), digest.begin(), digest.end());
       return token_sign(s, key.handle, {CKM_RSA_PKCS, nullptr, 0}, info, key.signature_size);
     }
-    case Algorithm::PS256: {
-      auto params = pss_params();
+    case Padding::pss: {
+      auto params = pss_params(scheme.hash);
       return token_sign(s, key.handle, {CKM_RSA_PKCS_PSS, &params, sizeof(params)}, digest, key.signature_size);
     }
-    default:
-      return token_sign(s, key.handle, {CKM_ECDSA, nullptr, 0}, digest, key.signature_size);
+    case Padding::none: break;
   }
+  return token_sign(s, key.handle, {CKM_ECDSA, nullptr, 0}, digest, key.signature_size);
 }
 
 Signer::Signer(SessionPool& pool, SigningKey key, PublicKey public_key)
@@ -159,8 +180,8 @@ Result<Bytes> Signer::sign(ByteView message) {
   return with_key([&](SessionRef s, const SigningKey& key) { return pkcs11::sign(s, key, message); });
 }
 
-Result<Bytes> Signer::sign_digest(ByteView digest) {
-  return with_key([&](SessionRef s, const SigningKey& key) { return pkcs11::sign_digest(s, key, digest); });
+Result<Bytes> Signer::sign_digest(ByteView digest, DigestScheme scheme) {
+  return with_key([&](SessionRef s, const SigningKey& key) { return pkcs11::sign_digest(s, key, digest, scheme); });
 }
 
 }  // namespace hsmsignd::pkcs11

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 
+#include "digest_scheme.h"
 #include "keys.h"
 
 namespace hsmsignd::pkcs11 {
@@ -24,8 +25,10 @@ Result<SigningKey> signing_key(const KeyObject& key, Algorithm algorithm);
 // Signs the message as JWS `alg` does: ES256/ES384 hash here and the token signs the digest (CKM_ECDSA);
 // RS256 and PS256 hash inside the token (CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS); EdDSA (CKM_EDDSA).
 Result<Bytes> sign(SessionRef session, const SigningKey& key, ByteView message);
-// Signs a digest the caller computed (SHA-256, or SHA-384 for ES384). EdDSA signs messages only.
-Result<Bytes> sign_digest(SessionRef session, const SigningKey& key, ByteView digest);
+// Signs a digest the caller computed with `scheme.hash`: CKM_ECDSA on the digest (the token truncates it
+// as ECDSA does), CKM_RSA_PKCS on its DER DigestInfo, or CKM_RSA_PKCS_PSS with MGF1 of the same hash and
+// a salt as long as the digest. EdDSA signs messages only.
+Result<Bytes> sign_digest(SessionRef session, const SigningKey& key, ByteView digest, DigestScheme scheme);
 
 // One key on a session pool, for many threads at once. Finds the key again by CKA_ID, and checks its
 // custody again, when the token no longer knows the cached handle or the module was re-initialised.
@@ -37,7 +40,8 @@ class Signer {
                                               Algorithm algorithm);
 
   Result<Bytes> sign(ByteView message);
-  Result<Bytes> sign_digest(ByteView digest);
+  Result<Bytes> sign_digest(ByteView digest) { return sign_digest(digest, default_scheme(algorithm_)); }
+  Result<Bytes> sign_digest(ByteView digest, DigestScheme scheme);
 
   const Bytes& id() const { return id_; }
   Algorithm algorithm() const { return algorithm_; }

@@ -14,6 +14,7 @@
 #include "jose/base64url.h"
 #include "jose/jws.h"
 #include "log/log.h"
+#include "policy/sign_grant.h"
 #include "signing/checked_signer.h"
 
 namespace hsmsignd::api {
@@ -115,7 +116,14 @@ void IssuerApi::sign_with(const config::KeysetConfig& keyset, bool digest, audit
   auto view = s_.keyring.view();
   const keyring::Key* key = view->active_key(keyset.name);
   if (key == nullptr) return reply(error_response(ApiError::unavailable("keyset \"" + keyset.name + "\" has no active key")));
-  signing::SignJob job{key->signer, make_input(*key, record), digest, {}};
+  sign_by(view, *key, digest, std::nullopt, std::move(record), std::move(reply), make_input, std::move(done));
+}
+
+void IssuerApi::sign_by(std::shared_ptr<const keyring::View> view, const keyring::Key& key_ref, bool digest,
+                        std::optional<DigestScheme> scheme, audit::Record record, Reply reply,
+                        const MakeInput& make_input, Done done) {
+  const keyring::Key* key = &key_ref;
+  signing::SignJob job{key->signer, make_input(*key, record), digest, scheme, {}};
   job.done = [this, view, key, reply, record = std::move(record), done = std::move(done)](
                  pkcs11::Result<Bytes> signature, std::string input, signing::SignTimes times) mutable {
     s_.metrics.stage(metrics::Stage::queue, times.queued);
@@ -245,22 +253,25 @@ void IssuerApi::sign_digest(const policy::Peer& peer, const config::ClientConfig
   if (!body) return reply(error_response(body.error()));
   auto parsed = parse_sign_request(*body);
   if (!parsed) return reply(error_response(parsed.error()));
-  auto keyset = policy::choose_keyset(s_.config, client, parsed->keyset, config::Operation::sign);
-  if (!keyset) return reply(error_response(keyset.error()));
-  const Algorithm alg = (*keyset)->algorithm;
-  if (alg == Algorithm::EdDSA)
-    return reply(error_response(ApiError::bad_request("EdDSA signs whole messages; use /v1/jws")));
-  if (parsed->digest.size() != digest_size(alg))
-    return reply(error_response(ApiError::bad_request("a " + std::string(name(alg)) + " digest is " +
-                                                      std::to_string(digest_size(alg)) + " bytes")));
+  auto view = s_.keyring.view();
+  auto grant = policy::grant_sign(s_.config, client, *view, *parsed);
+  if (!grant) return reply(error_response(grant.error()));
+  const DigestScheme scheme = grant->scheme;
+  const bool rsa = key_type(grant->keyset->algorithm) == KeyType::RSA;
   auto record = peer_record("sign", peer, &client);
-  record.add().string("operation", "sign").string("digest", jose::base64url_encode(parsed->digest));
-  sign_with(
-      **keyset, true, std::move(record), std::move(reply),
+  auto members = record.add();
+  members.string("operation", "sign").string("digest", jose::base64url_encode(parsed->digest)).string("hash", name(scheme.hash));
+  if (rsa) members.string("padding", name(scheme.padding));
+  sign_by(
+      view, *grant->key, true, scheme, std::move(record), std::move(reply),
       [&](const keyring::Key&, audit::Record&) { return std::string(parsed->digest.begin(), parsed->digest.end()); },
-      [](const keyring::Key& key, const std::string&, const Bytes& signature) {
-        return json_response(
-            {{"signature", jose::base64url_encode(signature)}, {"kid", key.kid}, {"alg", name(key.algorithm)}});
+      [scheme, rsa](const keyring::Key& key, const std::string&, const Bytes& signature) {
+        nlohmann::json answer{{"signature", jose::base64url_encode(signature)},
+                              {"kid", key.kid},
+                              {"alg", name(key.algorithm)},
+                              {"hash", name(scheme.hash)}};
+        if (rsa) answer["padding"] = name(scheme.padding);
+        return json_response(answer);
       });
 }
 
@@ -268,14 +279,19 @@ HttpResponse IssuerApi::keys() const {
   auto view = s_.keyring.view();
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& k : view->keys) {
-    keys.push_back({{"kid", k.kid},
-                    {"keyset", k.keyset},
-                    {"alg", name(k.algorithm)},
-                    {"state", keyring::name(k.schedule.state)},
-                    {"created", rfc3339(k.created)},
-                    {"activates", rfc3339(k.schedule.activates)},
-                    {"deactivates", rfc3339(k.schedule.deactivates)},
-                    {"retires", rfc3339(k.schedule.retires)}});
+    nlohmann::json key{{"kid", k.kid},
+                       {"keyset", k.keyset},
+                       {"alg", name(k.algorithm)},
+                       {"usage", config::name(k.usage)},
+                       {"rotation", config::name(k.rotation)},
+                       {"state", keyring::name(k.schedule.state)},
+                       {"created", rfc3339(k.created)},
+                       {"activates", rfc3339(k.schedule.activates)},
+                       {"spki", jose::base64url_encode(k.signer->spki())}};
+    // A manual keyset's key ends when an operator acts: no date to give, so none is written.
+    if (auto t = keyring::unless_never(k.schedule.deactivates)) key["deactivates"] = rfc3339(*t);
+    if (auto t = keyring::unless_never(k.schedule.retires)) key["retires"] = rfc3339(*t);
+    keys.push_back(std::move(key));
   }
   return json_response({{"keys", keys}});
 }

@@ -69,6 +69,10 @@ class IssuerApi {
   using Done = std::function<HttpResponse(const keyring::Key&, const std::string& input, const Bytes& signature)>;
   void sign_with(const config::KeysetConfig& keyset, bool digest, audit::Record record, Reply reply,
                  const MakeInput& make_input, Done done);
+  // The same with one key of `view` (which keeps it alive), and for a digest the scheme it was made with.
+  void sign_by(std::shared_ptr<const keyring::View> view, const keyring::Key& key, bool digest,
+               std::optional<DigestScheme> scheme, audit::Record record, Reply reply, const MakeInput& make_input,
+               Done done);
 
   Services s_;
   policy::RateLimiter limiter_;

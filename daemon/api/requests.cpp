@@ -44,6 +44,18 @@ std::optional<Error> base64url_member(const nlohmann::json& body, const char* na
   return std::nullopt;
 }
 
+// One of a few names (a hash, a padding), read by `parse`.
+template <class T>
+std::optional<Error> name_member(const nlohmann::json& body, const char* name, std::optional<T> (*parse)(std::string_view),
+                                 std::string_view allowed, std::optional<T>& out) {
+  std::optional<std::string> text;
+  if (auto e = string_member(body, name, text)) return e;
+  if (!text) return std::nullopt;
+  out = parse(*text);
+  if (!out) return Error::bad_request(std::string("\"") + name + "\" must be " + std::string(allowed));
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<ApiError> only_members(const nlohmann::json& body, std::initializer_list<std::string_view> allowed) {
@@ -111,10 +123,13 @@ Expected<JwsRequest, ApiError> parse_jws_request(const nlohmann::json& body) {
 }
 
 Expected<SignRequest, ApiError> parse_sign_request(const nlohmann::json& body) {
-  if (auto e = only_members(body, {"digest", "keyset"})) return *e;
+  if (auto e = only_members(body, {"digest", "keyset", "kid", "hash", "padding"})) return *e;
   SignRequest r;
   if (auto e = base64url_member(body, "digest", r.digest)) return *e;
   if (auto e = string_member(body, "keyset", r.keyset)) return *e;
+  if (auto e = string_member(body, "kid", r.kid)) return *e;
+  if (auto e = name_member(body, "hash", parse_hash, "\"SHA-256\", \"SHA-384\" or \"SHA-512\"", r.hash)) return *e;
+  if (auto e = name_member(body, "padding", parse_padding, "\"pkcs1\" or \"pss\"", r.padding)) return *e;
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "api/api_error.h"
+#include "digest_scheme.h"
 #include "hsmsignd/bytes.h"
 #include "hsmsignd/result.h"
 
@@ -40,6 +41,9 @@ struct JwsRequest {
 struct SignRequest {
   Bytes digest;
   std::optional<std::string> keyset;
+  std::optional<std::string> kid;       // sign with this key rather than the keyset's active one
+  std::optional<Hash> hash;             // absent: the algorithm's own
+  std::optional<Padding> padding;       // RSA only; absent: the algorithm's own
 };
 
 // Refuses members outside `allowed`, naming the first.

@@ -42,6 +42,7 @@ void IssuerApi::status_list(const HttpRequest& request, std::string_view id, Rep
 
   auto snapshot = s_.status_lists->find(id);
   const config::KeysetConfig* keyset = snapshot ? s_.config.keyset(snapshot->keyset) : nullptr;
+  if (keyset != nullptr && keyset->usage == config::Usage::tls) keyset = nullptr;  // never signs a list
   if (keyset == nullptr) return reply(error_response(ApiError::not_found("no status list " + std::string(id.substr(0, 128)))));
   const std::string list_id(id);
   if (!signed_lists_.start_signing(list_id)) {

@@ -80,7 +80,8 @@ TokenApi::TokenApi(const config::Config& config, keyring::Keyring& keyring, revo
       tolerance_(config.verify.clock_tolerance.count()),
       longest_ttl_(config.longest_ttl().count()) {
   for (const auto& c : config.clients) {
-    if (std::find(issuers_.begin(), issuers_.end(), c.issuer) == issuers_.end()) issuers_.push_back(c.issuer);
+    if (!c.issuer.empty() && std::find(issuers_.begin(), issuers_.end(), c.issuer) == issuers_.end())
+      issuers_.push_back(c.issuer);
     if (std::find(c.operations.begin(), c.operations.end(), config::Operation::jwt) == c.operations.end()) continue;
     for (const auto& keyset : c.keysets) jwt_issuers_.emplace_back(c.issuer, keyset);
   }
@@ -152,6 +153,9 @@ void TokenApi::revoke(const config::ClientConfig& client, const HttpRequest& req
   auto body = parse_object(request.body);
   if (!body) return reply(error_response(body.error()));
   if (auto e = only_members(*body, {"jwt", "jti", "exp"})) return reply(error_response(*e));
+  // A revocation names tokens of the caller's own iss; a client without one has issued none.
+  if (client.issuer.empty())
+    return reply(error_response(ApiError::forbidden("client \"" + client.name + "\" has no issuer: it issues no JWTs to revoke")));
   if (body->contains("jwt")) {
     if (body->size() != 1) return reply(error_response(ApiError::bad_request("give either \"jwt\" or \"jti\" and \"exp\"")));
     if (!(*body)["jwt"].is_string()) return reply(error_response(ApiError::bad_request("\"jwt\" must be a string")));

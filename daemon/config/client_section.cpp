@@ -96,6 +96,18 @@ std::vector<Operation> read_operations(const Section& client) {
   return out;
 }
 
+// iss and aud are what a JWT says: required of a client that may ask for JWTs. A client that only signs
+// digests or JWS payloads (a TLS server's key, say) has none to give, and may leave them out.
+void read_jwt_claims(const Section& client, ClientConfig& out) {
+  const bool issues_jwts = std::find(out.operations.begin(), out.operations.end(), Operation::jwt) != out.operations.end();
+  const std::optional<std::string> issuer = client.string("issuer");
+  if (issues_jwts && (!issuer || issuer->empty()))
+    client.fail("issuer", "required: the iss of every token this client gets");
+  if (issuer && issuer->empty()) client.fail("issuer", "must not be empty; leave it out when the client gets no JWTs");
+  out.issuer = issuer.value_or("");
+  if (issues_jwts || client.has("audiences")) out.audiences = read_required_strings(client, "audiences");
+}
+
 void read_ttls(const Section& client, ClientConfig& out) {
   out.max_ttl = client.duration("max_ttl").value_or(out.max_ttl);
   if (out.max_ttl <= Duration::zero() || out.max_ttl > kLongestTtl)
@@ -157,10 +169,7 @@ ClientConfig read_client(const Section& client, const std::vector<ClientConfig>&
   read_peers(client, out);
   out.keysets = read_keysets(client, keysets);
   out.operations = read_operations(client);
-  const std::optional<std::string> issuer = client.string("issuer");
-  if (!issuer || issuer->empty()) client.fail("issuer", "required: the iss of every token this client gets");
-  out.issuer = *issuer;
-  out.audiences = read_required_strings(client, "audiences");
+  read_jwt_claims(client, out);
   read_ttls(client, out);
   out.subjects = read_subjects(client, out.operations);
   out.max_rate = read_max_rate(client);

@@ -21,6 +21,16 @@ namespace hsmsignd::config {
 
 enum class VerifyPolicy { all, sampled };
 enum class Operation { jwt, jws, sign };
+// What a keyset's keys sign. JWT keys are published in the JWKS and verified as JWTs; TLS keys sign
+// arbitrary digests (certificates, CSRs, handshakes) and are never published, so that a JWT verifier
+// trusting the JWKS can never be made to trust a signature over a digest someone else chose.
+enum class Usage { jwt, tls };
+// scheduled: the clock drives each key from pending to retired. manual: nothing happens by the clock;
+// an operator rotates (the new key signs at once) and retires (the old key signs until then).
+enum class Rotation { scheduled, manual };
+
+constexpr std::string_view name(Usage u) { return u == Usage::tls ? "tls" : "jwt"; }
+constexpr std::string_view name(Rotation r) { return r == Rotation::manual ? "manual" : "scheduled"; }
 
 struct TokenConfig {
   std::filesystem::path module;  // absolute: a relative dlopen() path would search the library path
@@ -78,6 +88,9 @@ struct KeysetConfig {
   std::string name;
   Algorithm algorithm = Algorithm::ES256;
   unsigned rsa_bits = 2048;  // meaningful for RS256 and PS256 only
+  Usage usage = Usage::jwt;
+  Rotation rotation = Rotation::scheduled;  // manual only with usage tls
+  // Scheduled rotation only: a manual keyset refuses them in the file and ignores these defaults.
   Duration rotation_period{30 * 86400};
   Duration prepublish{3600};
   Duration retire_after{86400};
@@ -100,8 +113,8 @@ struct ClientConfig {
   std::vector<gid_t> gids;
   std::vector<std::string> keysets;     // the first is the default
   std::vector<Operation> operations;    // never empty: ["jwt"] when the file says nothing
-  std::string issuer;
-  std::vector<std::string> audiences;   // never empty; the first is the default
+  std::string issuer;                   // empty only when operations lack "jwt"
+  std::vector<std::string> audiences;   // the first is the default; empty only when operations lack "jwt"
   Duration max_ttl{900};
   Duration default_ttl{300};
   // The sub values it may ask for: exact, or a prefix ending in one '*'. Empty: any sub.

@@ -63,6 +63,32 @@ unsigned read_rsa_bits(const Section& keyset, Algorithm algorithm, unsigned fall
   return static_cast<unsigned>(*bits);
 }
 
+Usage read_usage(const Section& keyset, Algorithm algorithm) {
+  const std::optional<std::string> text = keyset.string("usage");
+  if (!text || *text == "jwt") return Usage::jwt;
+  if (*text != "tls") keyset.fail("usage", "unknown usage " + in_quotes(*text) + "; use \"jwt\" or \"tls\"");
+  // X.509 and TLS sign a digest; Ed25519 signs whole messages, which /v1/sign never sees.
+  if (algorithm == Algorithm::EdDSA)
+    keyset.fail("usage", "a tls keyset signs digests: use ES256, ES384, RS256 or PS256, not EdDSA");
+  return Usage::tls;
+}
+
+// The timing keys mean nothing to a manual keyset: said out loud, so the operator does not believe a
+// key will rotate or retire by itself.
+Rotation read_rotation(const Section& keyset, Usage usage) {
+  const std::optional<std::string> text = keyset.string("rotation");
+  if (!text || *text == "scheduled") return Rotation::scheduled;
+  if (*text != "manual") keyset.fail("rotation", "unknown rotation " + in_quotes(*text) + "; use \"scheduled\" or \"manual\"");
+  if (usage != Usage::tls)
+    keyset.fail("rotation", "\"manual\" needs usage = \"tls\": JWT keys are prepublished and retired on a schedule "
+                            "that verifiers' caches rely on");
+  for (std::string_view timing : {"rotation_period", "prepublish", "retire_after"})
+    if (keyset.has(timing))
+      keyset.fail(timing, "a keyset with rotation = \"manual\" has no schedule: its keys change only by "
+                          "hsmsignctl rotate and retire; remove this key");
+  return Rotation::manual;
+}
+
 void check_timing(const Section& keyset, const KeysetConfig& k) {
   if (k.prepublish <= Duration::zero()) keyset.fail("prepublish", "must be longer than 0s");
   if (k.rotation_period <= k.prepublish)
@@ -73,11 +99,14 @@ void check_timing(const Section& keyset, const KeysetConfig& k) {
 }
 
 KeysetConfig read_keyset(const Section& keyset, const std::vector<KeysetConfig>& earlier) {
-  keyset.allow_only({"name", "algorithm", "rsa_bits", "rotation_period", "prepublish", "retire_after", "destroy_retired"});
+  keyset.allow_only({"name", "algorithm", "rsa_bits", "usage", "rotation", "rotation_period", "prepublish",
+                     "retire_after", "destroy_retired"});
   KeysetConfig out;
   out.name = read_name(keyset, earlier);
   out.algorithm = read_algorithm(keyset);
   out.rsa_bits = read_rsa_bits(keyset, out.algorithm, out.rsa_bits);
+  out.usage = read_usage(keyset, out.algorithm);
+  out.rotation = read_rotation(keyset, out.usage);
   out.rotation_period = keyset.duration("rotation_period").value_or(out.rotation_period);
   out.prepublish = keyset.duration("prepublish").value_or(out.prepublish);
   out.retire_after = keyset.duration("retire_after").value_or(out.retire_after);

@@ -28,6 +28,11 @@ const EVP_MD* sha384_md() {
   return md.get();
 }
 
+const EVP_MD* sha512_md() {
+  static const EvpMdPtr md = fetch("SHA2-512");
+  return md.get();
+}
+
 Bytes digest_with(const EVP_MD* md, ByteView data) {
   Bytes out(static_cast<std::size_t>(EVP_MD_get_size(md)));
   unsigned int len = 0;
@@ -40,6 +45,15 @@ Bytes digest_with(const EVP_MD* md, ByteView data) {
 
 Bytes sha256(ByteView data) { return digest_with(sha256_md(), data); }
 Bytes sha384(ByteView data) { return digest_with(sha384_md(), data); }
+
+const EVP_MD* sha2_md(std::size_t digest_size) {
+  switch (digest_size) {
+    case 32: return sha256_md();
+    case 48: return sha384_md();
+    case 64: return sha512_md();
+    default: return nullptr;
+  }
+}
 
 const EVP_MD* md_for(Algorithm algorithm) {
   switch (algorithm) {

@@ -4,6 +4,8 @@
 
 #include <openssl/evp.h>
 
+#include <cstddef>
+
 #include "hsmsignd/algorithm.h"
 #include "hsmsignd/bytes.h"
 
@@ -17,6 +19,10 @@ Bytes sha384(ByteView data);
 // for one is a programming error and throws std::invalid_argument rather than return bytes that a
 // caller could mistake for something to sign.
 Bytes digest_for(Algorithm algorithm, ByteView message);
+
+// SHA-256, SHA-384 or SHA-512 by the length of its output (32, 48, 64), fetched once; nullptr for any
+// other length. For digests hashed by someone else (/v1/sign), known by their hash's size alone.
+const EVP_MD* sha2_md(std::size_t digest_size);
 
 // The SHA-2 implementation `algorithm` uses, fetched once and kept for the life of the process;
 // nullptr for EdDSA (which OpenSSL wants as "no digest").

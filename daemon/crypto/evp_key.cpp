@@ -1,6 +1,7 @@
 #include "crypto/evp_key.h"
 
 #include <openssl/core_names.h>
+#include <openssl/x509.h>
 
 #include <bit>
 #include <string>
@@ -144,6 +145,15 @@ Expected<PublicKey, CryptoError> from_evp(const EVP_PKEY* pkey, Algorithm algori
     case KeyType::OKP: return ed25519_from_evp(pkey);
   }
   return CryptoError{"unknown key type"};
+}
+
+Expected<Bytes, CryptoError> to_spki(EVP_PKEY* pkey) {
+  const int size = i2d_PUBKEY(pkey, nullptr);
+  if (size <= 0) return openssl_error("i2d_PUBKEY");
+  Bytes out(static_cast<std::size_t>(size));
+  unsigned char* p = out.data();
+  if (i2d_PUBKEY(pkey, &p) != size) return openssl_error("i2d_PUBKEY");
+  return out;
 }
 
 }  // namespace hsmsignd::crypto

@@ -24,6 +24,10 @@ inline constexpr std::size_t kMaxRsaBits = 16384;
 // 1 or over 64 bits.
 Expected<EvpPkeyPtr, CryptoError> to_evp(const PublicKey& key);
 
+// The DER SubjectPublicKeyInfo of `pkey` (RFC 5280 §4.1.2.7): the form X.509 and TLS software names a
+// public key in.
+Expected<Bytes, CryptoError> to_spki(EVP_PKEY* pkey);
+
 // The inverse: the public half of `pkey`, which must be a key for `algorithm` (right type, right curve).
 Expected<PublicKey, CryptoError> from_evp(const EVP_PKEY* pkey, Algorithm algorithm);
 

@@ -13,8 +13,6 @@
 namespace hsmsignd::crypto {
 namespace {
 
-// RFC 7518 §3.5: the PSS salt is as long as the hash output.
-constexpr int kPssSaltLength = 32;
 constexpr std::size_t kEd25519SignatureSize = 64;
 
 bool key_fits(EVP_PKEY* pkey, Algorithm algorithm) {
@@ -46,15 +44,14 @@ std::optional<Bytes> to_openssl_signature(Algorithm algorithm, ByteView jws_sign
   return Bytes(jws_signature.begin(), jws_signature.end());
 }
 
-bool set_padding(EVP_PKEY_CTX* pctx, Algorithm algorithm) {
-  switch (algorithm) {
-    case Algorithm::RS256: return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
-    case Algorithm::PS256:
-      return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md_for(algorithm)) == 1 &&
-             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, kPssSaltLength) == 1;
-    default: return true;
-  }
+RsaPadding padding_of(Algorithm algorithm) { return algorithm == Algorithm::PS256 ? RsaPadding::pss : RsaPadding::pkcs1; }
+
+// RFC 7518 §3.5 (and RFC 8017's recommendation): the PSS salt is as long as the hash output.
+bool set_padding(EVP_PKEY_CTX* pctx, Algorithm algorithm, const EVP_MD* md, RsaPadding padding) {
+  if (key_type(algorithm) != KeyType::RSA) return true;
+  if (padding == RsaPadding::pkcs1) return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
+  return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, EVP_MD_get_size(md)) == 1;
 }
 
 // A failed verification leaves reasons on the thread's OpenSSL error queue; they are expected here
@@ -74,20 +71,26 @@ bool verify(EVP_PKEY* pkey, Algorithm algorithm, ByteView message, ByteView jws_
   EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md_for(algorithm), nullptr, pkey) != 1 ||
-      !set_padding(pctx, algorithm))
+      !set_padding(pctx, algorithm, md_for(algorithm), padding_of(algorithm)))
     return settle(false);
   return settle(EVP_DigestVerify(ctx.get(), signature->data(), signature->size(), message.data(), message.size()) == 1);
 }
 
 bool verify_digest(EVP_PKEY* pkey, Algorithm algorithm, ByteView digest, ByteView jws_signature) {
-  if (algorithm == Algorithm::EdDSA || digest.size() != digest_size(algorithm) || !key_fits(pkey, algorithm))
+  return verify_digest(pkey, algorithm, md_for(algorithm), padding_of(algorithm), digest, jws_signature);
+}
+
+bool verify_digest(EVP_PKEY* pkey, Algorithm algorithm, const EVP_MD* md, RsaPadding padding, ByteView digest,
+                   ByteView jws_signature) {
+  if (algorithm == Algorithm::EdDSA || md == nullptr || digest.size() != static_cast<std::size_t>(EVP_MD_get_size(md)) ||
+      !key_fits(pkey, algorithm))
     return settle(false);
   const auto signature = to_openssl_signature(algorithm, jws_signature);
   if (!signature) return false;
 
   EvpPkeyCtxPtr pctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
-  if (!pctx || EVP_PKEY_verify_init(pctx.get()) != 1 ||
-      EVP_PKEY_CTX_set_signature_md(pctx.get(), md_for(algorithm)) != 1 || !set_padding(pctx.get(), algorithm))
+  if (!pctx || EVP_PKEY_verify_init(pctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(pctx.get(), md) != 1 ||
+      !set_padding(pctx.get(), algorithm, md, padding))
     return settle(false);
   return settle(EVP_PKEY_verify(pctx.get(), signature->data(), signature->size(), digest.data(), digest.size()) == 1);
 }

@@ -26,4 +26,15 @@ bool verify_digest(const PublicKey& key, ByteView digest, ByteView jws_signature
 bool verify(EVP_PKEY* pkey, Algorithm algorithm, ByteView message, ByteView jws_signature);
 bool verify_digest(EVP_PKEY* pkey, Algorithm algorithm, ByteView digest, ByteView jws_signature);
 
+// How an RSA signature pads its digest. PSS always uses MGF1 with the digest's own hash and a salt as
+// long as the digest (RFC 8017's recommendation; what JWS PS256, TLS 1.3 and RFC 4055 use).
+enum class RsaPadding { pkcs1, pss };
+
+// As verify_digest above, for a digest made with `md` (sha2_md), which need not be the algorithm's own:
+// a tls keyset signs SHA-256, SHA-384 and SHA-512 digests with any key. ECDSA truncates the digest to
+// the curve's size as the token does; `padding` is read for RSA keys only. False unless `digest` is
+// exactly `md`'s size.
+bool verify_digest(EVP_PKEY* pkey, Algorithm algorithm, const EVP_MD* md, RsaPadding padding, ByteView digest,
+                   ByteView jws_signature);
+
 }  // namespace hsmsignd::crypto

@@ -70,8 +70,8 @@ void add_lifecycle(nlohmann::ordered_json& k, const std::optional<keyring::KeyLa
     k["state"] = keyring::name(standing.schedule->state);
     created = label->created;
     activates = standing.schedule->activates;
-    deactivates = standing.schedule->deactivates;
-    retires = standing.schedule->retires;
+    deactivates = keyring::unless_never(standing.schedule->deactivates);  // null: a manual keyset's key
+    retires = keyring::unless_never(standing.schedule->retires);
   } else if (label) {
     // The audit key signs checkpoints for as long as it exists; a keyset key the schedule no longer
     // lists is retired (kept on the token because destroy_retired is off, or not yet destroyed).

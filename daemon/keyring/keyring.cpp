@@ -106,6 +106,8 @@ pkcs11::Result<Key> Keyring::open_key(const config::KeysetConfig& keyset, const 
   key.kid = jose::thumbprint(key.public_key);
   key.keyset = keyset.name;
   key.algorithm = keyset.algorithm;
+  key.usage = keyset.usage;
+  key.rotation = keyset.rotation;
   key.id = object.id;
   key.label = object.label;
   key.created = label.created;
@@ -241,7 +243,9 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
   for (std::size_t i = 0; i < view->keys.size(); ++i) {
     const Key& k = view->keys[i];
     if (k.schedule.state == KeyState::active) view->active[k.keyset] = i;
-    published.push_back({k.kid, k.public_key});
+    // A JWT verifier trusts every key of the JWKS; a tls key signs digests anyone with the sign
+    // operation chose, so it must never be one of them.
+    if (k.usage == config::Usage::jwt) published.push_back({k.kid, k.public_key});
   }
   for (const auto& keyset : config_.keysets)
     if (!view->active.contains(keyset.name) && failure.empty()) failure = "keyset " + keyset.name + " has no active key";
@@ -375,9 +379,10 @@ pkcs11::Status Keyring::retire_now(const Key& key) {
 }
 
 void Keyring::rotate(std::string keyset_name, bool immediate, std::function<void(pkcs11::Result<std::string>)> done) {
-  post([this, keyset_name = std::move(keyset_name), immediate, done = std::move(done)] {
+  post([this, keyset_name = std::move(keyset_name), immediate, done = std::move(done)]() mutable {
     const config::KeysetConfig* keyset = config_.keyset(keyset_name);
     if (keyset == nullptr) return done(pkcs11::Error::not_found("no keyset \"" + keyset_name + "\""));
+    if (keyset->rotation == config::Rotation::manual) immediate = true;
     const TimePoint now = clock_();
     auto view = view_.load();
     if (!immediate) {

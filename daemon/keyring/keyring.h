@@ -30,6 +30,8 @@ struct Key {
   std::string kid;  // RFC 7638 thumbprint of the public key
   std::string keyset;
   Algorithm algorithm = Algorithm::ES256;
+  config::Usage usage = config::Usage::jwt;  // tls keys are never in the JWKS nor verified as JWTs
+  config::Rotation rotation = config::Rotation::scheduled;
   Bytes id;  // CKA_ID
   std::string label;
   TimePoint created;
@@ -68,7 +70,7 @@ KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vect
 struct View {
   std::vector<Key> keys;  // pending, active and retiring keys of every configured keyset
   std::map<std::string, std::size_t, std::less<>> active;  // keyset -> index into keys
-  std::string jwks;  // the JWK Set document of `keys`
+  std::string jwks;  // the JWK Set document of the jwt keys among `keys`
   std::string etag;
 
   const Key* active_key(std::string_view keyset) const;
@@ -103,7 +105,8 @@ class Keyring {
   std::string degraded() const;
 
   // Admin operations, run on the lifecycle thread; `done` runs there too.
-  // rotate: a new key, prepublished (or, with `immediate`, active at once); answers its kid.
+  // rotate: a new key, prepublished (or, with `immediate`, active at once); answers its kid. A manual
+  // keyset's new key is always active at once: it has no prepublication (it is in no JWKS).
   void rotate(std::string keyset, bool immediate, std::function<void(pkcs11::Result<std::string>)> done);
   // retire: the key stops signing (an active key is replaced first) and leaves the JWKS now.
   void retire(std::string kid, std::function<void(pkcs11::Status)> done);

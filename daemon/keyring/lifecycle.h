@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -33,8 +34,18 @@ struct Schedule {
   KeyState state = KeyState::pending;
 };
 
+// "Until an operator acts": the end of a manual keyset's key, which no clock brings.
+inline constexpr TimePoint kNever = TimePoint::max();
+// `t`, or nullopt for kNever: what reports print (an end no clock brings has no date).
+inline std::optional<TimePoint> unless_never(TimePoint t) { return t == kNever ? std::nullopt : std::optional(t); }
+
 // `activations` sorted ascending; one Schedule each, in the same order.
 std::vector<Schedule> schedule(std::span<const TimePoint> activations, std::chrono::seconds rotation_period,
                                std::chrono::seconds retire_after, TimePoint now);
+
+// The same for a keyset with rotation = "manual": the newest key whose activation has come is active, and
+// stays so until an operator makes a successor; older ones are retiring until an operator retires them
+// (which their label then says). deactivates is the successor's activation, or kNever; retires is kNever.
+std::vector<Schedule> schedule_manual(std::span<const TimePoint> activations, TimePoint now);
 
 }  // namespace hsmsignd::keyring

@@ -31,7 +31,9 @@ Plan plan(const config::KeysetConfig& keyset, std::vector<KeyRecord> keys, TimeP
 
   std::vector<TimePoint> activations;
   for (const auto& k : kept) activations.push_back(k.label.activates);
-  const auto schedules = schedule(activations, keyset.rotation_period, keyset.retire_after, now);
+  const bool manual = keyset.rotation == config::Rotation::manual;
+  const auto schedules = manual ? schedule_manual(activations, now)
+                                : schedule(activations, keyset.rotation_period, keyset.retire_after, now);
 
   std::optional<Schedule> active;
   bool pending = false;
@@ -53,7 +55,7 @@ Plan plan(const config::KeysetConfig& keyset, std::vector<KeyRecord> keys, TimeP
 
   if (!active) {
     out.generate = now;
-  } else if (!pending) {
+  } else if (!pending && !manual) {
     const TimePoint due = active->activates + keyset.rotation_period - keyset.prepublish;
     if (now >= due)
       out.generate = std::max(active->activates + keyset.rotation_period, now + keyset.prepublish);

@@ -40,6 +40,8 @@ struct Plan {
 //   that was down does not publish a key late and activate it early);
 // - a key past retires (its successor's activation + retire_after) is retired: dropped, and destroyed
 //   with destroy_retired.
+// A manual keyset (rotation = "manual") is scheduled by schedule_manual: nothing is generated but its
+// first active key, and only an operator's retirement (the label) ends a key.
 Plan plan(const config::KeysetConfig& keyset, std::vector<KeyRecord> keys, TimePoint now);
 
 }  // namespace hsmsignd::keyring

@@ -39,6 +39,11 @@ Expected<const config::KeysetConfig*, api::ApiError> choose_keyset(const config:
     return api::ApiError::forbidden("client \"" + client.name + "\" may not use keyset \"" + wanted + "\"");
   const config::KeysetConfig* keyset = config.keyset(wanted);
   if (keyset == nullptr) return api::ApiError::not_found("no keyset \"" + wanted + "\"");
+  // Its keys are in no JWKS: a JWT or JWS they signed could be verified by no one, and a verifier that
+  // trusted them would trust every digest the keyset's clients sign.
+  if (keyset->usage == config::Usage::tls && operation != config::Operation::sign)
+    return api::ApiError::forbidden("keyset \"" + wanted + "\" is a tls keyset: it signs digests through /v1/sign only, not " +
+                                    (operation == config::Operation::jwt ? "JWTs" : "JWS payloads"));
   return keyset;
 }
 

@@ -33,7 +33,13 @@ Algorithm read_algorithm(Reader& r) {
 }
 
 std::string sign_request(std::uint32_t id, Algorithm algorithm, bool digest, ByteView key_id, std::string_view data) {
+  return sign_request(id, algorithm, digest, default_scheme(algorithm), key_id, data);
+}
+
+std::string sign_request(std::uint32_t id, Algorithm algorithm, bool digest, DigestScheme scheme, ByteView key_id,
+                         std::string_view data) {
   return Writer(id, static_cast<std::uint8_t>(Type::sign)).u8(algorithm_code(algorithm)).u8(digest ? 1 : 0)
+      .u8(static_cast<std::uint8_t>(scheme.hash)).u8(static_cast<std::uint8_t>(scheme.padding))
       .bytes(key_id).bytes(data).finish();
 }
 
@@ -41,12 +47,21 @@ SignRequest read_sign_request(Reader& r) {
   SignRequest s;
   s.algorithm = read_algorithm(r);
   s.digest = r.flag();
+  const auto hash = r.u8(), padding = r.u8();
+  if (hash > static_cast<std::uint8_t>(Hash::sha512)) throw WireError("hash " + std::to_string(hash) + " is none hsmsignd knows");
+  if (padding > static_cast<std::uint8_t>(Padding::pss))
+    throw WireError("padding " + std::to_string(padding) + " is none hsmsignd knows");
+  s.scheme = {static_cast<Hash>(hash), static_cast<Padding>(padding)};
   s.key_id = r.byte_vector(kMaxId);
   s.data = r.bytes(kMaxFrame);
   r.end();
   if (s.key_id.empty()) throw WireError("an empty key id");
-  if (s.digest && (digest_size(s.algorithm) == 0 || s.data.size() != digest_size(s.algorithm)))
-    throw WireError("a digest of " + std::to_string(s.data.size()) + " bytes for " + std::string(name(s.algorithm)));
+  if (!s.digest && s.scheme != default_scheme(s.algorithm))
+    throw WireError("a message for " + std::string(name(s.algorithm)) + " is signed with its own hash and padding");
+  if (s.digest && (s.algorithm == Algorithm::EdDSA || !scheme_fits(s.algorithm, s.scheme)))
+    throw WireError(std::string(name(s.algorithm)) + " cannot sign a digest with padding " + std::string(name(s.scheme.padding)));
+  if (s.digest && s.data.size() != hash_size(s.scheme.hash))
+    throw WireError("a digest of " + std::to_string(s.data.size()) + " bytes for " + std::string(name(s.scheme.hash)));
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "call_stats.h"
+#include "digest_scheme.h"
 #include "keys.h"
 #include "protocol/wire.h"
 #include "token.h"
@@ -15,7 +16,7 @@ namespace hsmsignd::protocol {
 
 enum class Type : std::uint8_t {
   // requests, from the front
-  sign = 1,               // {u8 algorithm, u8 digest, bytes key id, bytes data} -> {bytes signature, u32 queued µs, u32 signing µs}
+  sign = 1,               // {u8 algorithm, u8 digest, u8 hash, u8 padding, bytes key id, bytes data} -> {bytes signature, u32 queued µs, u32 signing µs}
   list_keys = 2,          // {} -> {count, KeyObject...}
   list_public_keys = 3,   // {} -> {count, {bytes id, bytes label}...}
   generate = 4,           // {u8 algorithm, u32 rsa bits, bytes id, bytes label} -> KeyObject
@@ -43,10 +44,16 @@ Algorithm read_algorithm(Reader& r);
 struct SignRequest {
   Algorithm algorithm = Algorithm::ES256;
   bool digest = false;  // `data` is the digest the token signs (ECDSA), not the message
+  DigestScheme scheme;  // how the digest was made and is padded; the algorithm's own for a message
   Bytes key_id;
   std::string_view data;  // points into the frame
 };
+// With the algorithm's own scheme (JWS signing inputs and their digests).
 std::string sign_request(std::uint32_t id, Algorithm algorithm, bool digest, ByteView key_id, std::string_view data);
+std::string sign_request(std::uint32_t id, Algorithm algorithm, bool digest, DigestScheme scheme, ByteView key_id,
+                         std::string_view data);
+// Refuses what the front never sends: a scheme the key type cannot use, another scheme than the
+// algorithm's for a message, a digest of the wrong length.
 SignRequest read_sign_request(Reader& r);
 
 struct SignAnswer {

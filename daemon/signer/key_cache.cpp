@@ -11,23 +11,29 @@ std::optional<Algorithm> keyset_algorithm(const config::Config& config, std::str
   return std::nullopt;
 }
 
-pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::get(const Bytes& id, Algorithm algorithm) {
+pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::get(const Bytes& id, Algorithm algorithm, DigestScheme scheme) {
+  auto checked = [&](const Entry& e) -> pkcs11::Result<std::shared_ptr<pkcs11::Signer>> {
+    if (e.signer->algorithm() != algorithm)
+      return pkcs11::Error::refused("key " + hex(id) + " signs with " + std::string(name(e.signer->algorithm())) +
+                                    ", not " + std::string(name(algorithm)));
+    // A JWT verifier trusts this key's signatures over its algorithm's digests: nothing else is signed.
+    if (scheme != default_scheme(algorithm) && !e.any_scheme)
+      return pkcs11::Error::refused("key " + hex(id) + " belongs to a jwt keyset: it signs " + std::string(name(algorithm)) +
+                                    " digests only");
+    return e.signer;
+  };
   {
     std::lock_guard lock(mutex_);
-    if (auto it = signers_.find(id); it != signers_.end()) {
-      if (it->second->algorithm() == algorithm) return it->second;
-      return pkcs11::Error::refused("key " + hex(id) + " signs with " + std::string(name(it->second->algorithm())) +
-                                    ", not " + std::string(name(algorithm)));
-    }
+    if (auto it = signers_.find(id); it != signers_.end()) return checked(it->second);
   }
   auto opened = open(id, algorithm);
   if (!opened) return opened.error();
   std::lock_guard lock(mutex_);
-  return signers_.emplace(id, std::move(*opened)).first->second;
+  return checked(signers_.emplace(id, std::move(*opened)).first->second);
 }
 
-pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::open(const Bytes& id, Algorithm algorithm) {
-  return pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Result<std::shared_ptr<pkcs11::Signer>> {
+pkcs11::Result<KeyCache::Entry> KeyCache::open(const Bytes& id, Algorithm algorithm) {
+  return pool_.run([&](pkcs11::SessionRef s) -> pkcs11::Result<Entry> {
     auto object = pkcs11::find_key(s, id);
     if (!object) return object.error();
     if (!*object) return pkcs11::Error::not_found("no key with CKA_ID " + hex(id) + " on the token");
@@ -41,7 +47,10 @@ pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::open(const Bytes& id, 
     if (*allowed != algorithm)
       return pkcs11::Error::refused("key " + hex(id) + " belongs to keyset \"" + label->keyset + "\", which signs with " +
                                     std::string(name(*allowed)) + ", not " + std::string(name(algorithm)));
-    return pkcs11::Signer::open(pool_, s, **object, algorithm);
+    auto signer = pkcs11::Signer::open(pool_, s, **object, algorithm);
+    if (!signer) return signer.error();
+    const config::KeysetConfig* keyset = config_.keyset(label->keyset);
+    return Entry{std::move(*signer), keyset != nullptr && keyset->usage == config::Usage::tls};
   });
 }
 

@@ -238,12 +238,12 @@ class Server {
 
   void sign(std::uint32_t id, const protocol::SignRequest& request) {
     SignJob job{request.algorithm, {}, {}};
-    job.run = [this, id, algorithm = request.algorithm, digest = request.digest, key = request.key_id,
-               data = std::string(request.data)](std::chrono::nanoseconds queued) {
+    job.run = [this, id, algorithm = request.algorithm, digest = request.digest, scheme = request.scheme,
+               key = request.key_id, data = std::string(request.data)](std::chrono::nanoseconds queued) {
       const auto started = std::chrono::steady_clock::now();
-      auto signer = keys_.get(key, algorithm);
+      auto signer = keys_.get(key, algorithm, scheme);
       pkcs11::Result<Bytes> signature = !signer ? pkcs11::Result<Bytes>(signer.error())
-                                        : digest ? (*signer)->sign_digest(as_bytes(data))
+                                        : digest ? (*signer)->sign_digest(as_bytes(data), scheme)
                                                  : (*signer)->sign(as_bytes(data));
       if (!signature) return (void)channel_.send(protocol::error_frame(id, signature.error()));
       channel_.send(protocol::Writer(id, static_cast<std::uint8_t>(Type::ok))

@@ -272,16 +272,17 @@ bool Signers::submit(signing::SignJob job) {
   }
   auto digest = job.digest ? std::nullopt : job.signer->token_digest(job.input);
   const bool is_digest = job.digest || digest.has_value();
-  std::string frame = protocol::sign_request(0, job.signer->algorithm(), is_digest, job.signer->id(),
+  const DigestScheme scheme = job.scheme.value_or(default_scheme(job.signer->algorithm()));
+  std::string frame = protocol::sign_request(0, job.signer->algorithm(), is_digest, scheme, job.signer->id(),
                                              digest ? std::string_view(*digest) : std::string_view(job.input));
-  auto done = [this, job = std::move(job), digest = std::move(digest), is_digest,
+  auto done = [this, job = std::move(job), digest = std::move(digest), is_digest, scheme,
                sent = Clock::now()](Answer answer) mutable {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     signing::SignTimes times;
     const auto round_trip = Clock::now() - sent;
     auto signature = read_signature(answer, times.signing);
     times.queued = round_trip > times.signing ? round_trip - times.signing : std::chrono::nanoseconds(0);
-    auto checked = job.signer->check(is_digest, digest ? std::string_view(*digest) : std::string_view(job.input),
+    auto checked = job.signer->check(is_digest, scheme, digest ? std::string_view(*digest) : std::string_view(job.input),
                                      std::move(signature));
     job.done(std::move(checked), std::move(job.input), times);
   };

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "crypto/openssl_ptr.h"
+#include "digest_scheme.h"
 #include "error.h"
 #include "hsmsignd/public_key.h"
 
@@ -28,7 +29,11 @@ class CheckedSigner {
   // digest, made here once for the token and the check. RSA and EdDSA hash inside the token.
   std::optional<std::string> token_digest(std::string_view message) const;
   // The token's answer for `input` (the message, or the digest when `digest`), checked as the policy says.
-  pkcs11::Result<Bytes> check(bool digest, std::string_view input, pkcs11::Result<Bytes> signature);
+  pkcs11::Result<Bytes> check(bool digest, std::string_view input, pkcs11::Result<Bytes> signature) {
+    return check(digest, default_scheme(algorithm()), input, std::move(signature));
+  }
+  // The same for a digest made and padded as `scheme` says (/v1/sign on a tls keyset).
+  pkcs11::Result<Bytes> check(bool digest, DigestScheme scheme, std::string_view input, pkcs11::Result<Bytes> signature);
 
   // Whether `signature` is this key's JWS signature over `message`: for tokens presented to be verified.
   bool verify(ByteView message, ByteView signature) const;
@@ -36,11 +41,13 @@ class CheckedSigner {
   const Bytes& id() const { return id_; }
   Algorithm algorithm() const { return public_key_.algorithm; }
   const PublicKey& public_key() const { return public_key_; }
+  // The DER SubjectPublicKeyInfo of the key: how X.509 and TLS software (an OpenSSL provider) name it.
+  const Bytes& spki() const { return spki_; }
 
   // Signatures the token returned that failed verification, process-wide.
   static std::uint64_t caught_faults();
 
-  CheckedSigner(Bytes id, PublicKey public_key, crypto::EvpPkeyPtr key, VerifyPolicy policy);
+  CheckedSigner(Bytes id, PublicKey public_key, crypto::EvpPkeyPtr key, Bytes spki, VerifyPolicy policy);
 
  private:
   bool should_verify();
@@ -48,6 +55,7 @@ class CheckedSigner {
   const Bytes id_;
   const PublicKey public_key_;
   crypto::EvpPkeyPtr key_;
+  const Bytes spki_;
   VerifyPolicy policy_;
   std::atomic<std::uint32_t> count_{0};
 };

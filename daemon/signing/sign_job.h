@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "signing/checked_signer.h"
@@ -20,6 +21,9 @@ struct SignJob {
   std::shared_ptr<CheckedSigner> signer;
   std::string input;  // the JWS signing input, or the digest when `digest` is set
   bool digest = false;
+  // How the digest was made and is padded (with `digest`); the algorithm's own unless /v1/sign asked for
+  // another on a tls keyset. Unset: the algorithm's own.
+  std::optional<DigestScheme> scheme;
   // Runs on a channel's reader thread (keep it short: post), and gets `input` back so nothing is copied.
   std::function<void(pkcs11::Result<Bytes>, std::string input, SignTimes times)> done;
 };

@@ -104,6 +104,8 @@ Verdict validate(std::string_view jwt, std::shared_ptr<const keyring::View> view
   if (kid == v.header.end() || !kid->is_string()) return fail(v, Reason::bad_header, "the header has no kid");
   const std::string kid_text = kid->get<std::string>();
   v.key = v.view->find(kid_text);
+  // A tls key is in no JWKS and signs digests its clients chose: never a JWT's key.
+  if (v.key != nullptr && v.key->usage == config::Usage::tls) v.key = nullptr;
   if (v.key == nullptr) {
     // A kid of the right shape that is not here may be a key retired since; say so plainly.
     return fail(v, Reason::unknown_kid, "no published key has kid \"" + kid_text.substr(0, 64) + "\"");

@@ -590,6 +590,9 @@ class OpenApiTest(unittest.TestCase):
                              ("/v1/jws", {"payload": "eA", "keyset": "nope"}),
                              ("/v1/sign", {"digest": sha256, "keyset": "nope"})):
             c("issuer", "POST", target, cls.call("issuer", "POST", target, body), 403, body, what="policy")
+        unknown_kid = {"digest": sha256, "kid": "A" * 43}
+        c("issuer", "POST", "/v1/sign", cls.call("issuer", "POST", "/v1/sign", unknown_kid), 404, unknown_kid,
+          what="no key has this kid")
         # The limited client: a sub outside its subjects, then over its max_rate of 1/m on each signing route.
         requests = [("POST", "/v1/jwt", {"sub": "admin"}), ("POST", "/v1/jwt", {"sub": "user:1"}),
                     ("POST", "/v1/jws", {"payload": "eA"}), ("POST", "/v1/sign", {"digest": sha256}),

@@ -619,8 +619,12 @@ class HostileFramesTest(unittest.TestCase):
         # The signer still serves.
         self.ok(f"stats after {what}", T_STATS)
 
-    def sign_payload(self, alg, digest, key_id, data):
-        return bytes([alg, digest]) + bstr(key_id) + bstr(data)
+    def sign_payload(self, alg, digest, key_id, data, hash_code=None, padding=None):
+        """A sign request; hash and padding default to the algorithm's own (SHA-384 for ES384, else SHA-256;
+        PKCS #1 v1.5 for RS256, PSS for PS256, none for EC)."""
+        hash_code = (1 if alg == ES384 else 0) if hash_code is None else hash_code
+        padding = {RS256: 1, PS256: 2}.get(alg, 0) if padding is None else padding
+        return bytes([alg, digest, hash_code, padding]) + bstr(key_id) + bstr(data)
 
     def test_hostile_frames_get_typed_errors_and_the_signer_keeps_serving(self):
         hello_id, hello_type, hello = self.signer.receive(timeout=HELLO_TIMEOUT)
@@ -644,7 +648,7 @@ class HostileFramesTest(unittest.TestCase):
         self.error("an unknown request type (77)", 77)
         self.error("a sign with a 1-byte payload", T_SIGN, b"\x00")
         self.error("a sign whose key_id length (0xFFFFFFFF) is past the frame", T_SIGN,
-                   bytes([ES256, 1]) + struct.pack("<I", 0xFFFFFFFF) + key_id)
+                   bytes([ES256, 1, 0, 0]) + struct.pack("<I", 0xFFFFFFFF) + key_id)
         self.error("a list_keys with a trailing byte", T_LIST_KEYS, b"\x00")
         self.error("a sign with algorithm 9", T_SIGN, self.sign_payload(9, 1, key_id, digest))
         self.error("an ES256 sign of a 5-byte digest", T_SIGN, self.sign_payload(ES256, 1, key_id, b"12345"))
@@ -652,6 +656,12 @@ class HostileFramesTest(unittest.TestCase):
                    self.sign_payload(ES256, 1, secrets.token_bytes(16), digest), kind=KIND_NOT_FOUND)
         self.error("an RS256 sign by an ES256 key of the ES256 keyset", T_SIGN,
                    self.sign_payload(RS256, 1, key_id, digest), kind=KIND_REFUSED)
+        # A jwt keyset's key signs its algorithm's own digests only: a SHA-512 digest is refused by the
+        # signer too, not only by the front.
+        self.error("a SHA-512 digest for a key of the jwt keyset", T_SIGN,
+                   self.sign_payload(ES256, 1, key_id, digest * 2, hash_code=2), kind=KIND_REFUSED)
+        self.error("a PSS padding for an EC key", T_SIGN,
+                   self.sign_payload(ES256, 1, key_id, digest, padding=2))
         self.error("an RS256 generate of 1234 bits", T_GENERATE,
                    bytes([RS256]) + struct.pack("<I", 1234) + bstr(secrets.token_bytes(16))
                    + bstr(f"hsmsignd/rsa/{now}/{now}".encode()), kind=KIND_REFUSED)

@@ -4,7 +4,8 @@
 //
 // Invariants: WireError is the only exception; a frame the parser hands out has 5 to kMaxFrame bytes
 // and its payload is the bytes the length said; a sign request that decodes has a key id of 1 to kMaxId
-// bytes and, when it is a digest, exactly the digest size of its algorithm (never EdDSA); a key spec
+// bytes and, when it is a digest, exactly the size of its hash, with a padding its key type has (never
+// EdDSA), and a message only with its algorithm's own hash and padding; a key spec
 // that decodes has an RSA size of 2048, 3072 or 4096; a list never has more entries than its bytes
 // could hold.
 #include <cstddef>
@@ -35,8 +36,11 @@ void check_frame(const Frame& f) {
     const SignRequest s = read_sign_request(r);
     FUZZ_CHECK(!s.key_id.empty() && s.key_id.size() <= kMaxId, "a sign request's key id out of bounds");
     if (s.digest)
-      FUZZ_CHECK(digest_size(s.algorithm) != 0 && s.data.size() == digest_size(s.algorithm),
-                 "a digest of the wrong size decoded");
+      FUZZ_CHECK(digest_size(s.algorithm) != 0 && scheme_fits(s.algorithm, s.scheme) &&
+                     s.data.size() == hash_size(s.scheme.hash),
+                 "a digest of the wrong size or padding decoded");
+    else
+      FUZZ_CHECK(s.scheme == default_scheme(s.algorithm), "a message with another hash or padding decoded");
   });
   decoded(f.payload, [&](Reader& r) {
     const auto spec = read_key_spec(r);

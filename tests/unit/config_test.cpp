@@ -692,6 +692,89 @@ TEST(Config, RequiresAnIssuerAndAudiences) {
                       "client[0].audiences[1]", "audiences", "must not be empty"));
 }
 
+TEST(Config, AClientWithoutTheJwtOperationNeedsNoIssuerNorAudiences) {
+  // An nginx master (root) and its workers: two uids, one client that only signs digests.
+  const std::string signer = std::string(kValid) +
+                             "\n[[client]]\nname = \"nginx\"\nuids = [0, 33]\nkeysets = [\"default\"]\n"
+                             "operations = [\"sign\"]\n";
+  const Config c = parse(signer, kFile);
+  EXPECT_EQ(c.clients[1].issuer, "");
+  EXPECT_TRUE(c.clients[1].audiences.empty());
+  EXPECT_EQ(c.clients[1].uids, (std::vector<uid_t>{0, 33}));
+  EXPECT_TRUE(Refused(signer + "issuer = \"\"\n", "client[1].issuer", "issuer = \"\"", "must not be empty"));
+  // Given anyway, they are read as ever.
+  EXPECT_EQ(parse(signer + "issuer = \"urn:x\"\naudiences = [\"y\"]\n", kFile).clients[1].audiences,
+            (std::vector<std::string>{"y"}));
+}
+
+// --- usage and rotation -----------------------------------------------------------------------------
+
+// kValid with one more keyset, `lines` inside it.
+std::string with_keyset(std::string_view lines) {
+  return replaced(kValid, "[[client]]", "[[keyset]]\nname = \"tls\"\n" + std::string(lines) + "\n[[client]]");
+}
+
+TEST(Config, AKeysetIsAScheduledJwtKeysetByDefault) {
+  const Config c = parse(kValid, kFile);
+  EXPECT_EQ(c.keysets[0].usage, hsmsignd::config::Usage::jwt);
+  EXPECT_EQ(c.keysets[0].rotation, hsmsignd::config::Rotation::scheduled);
+  const Config explicit_ = parse(with_keyset("usage = \"jwt\"\nrotation = \"scheduled\""), kFile);
+  EXPECT_EQ(explicit_.keysets[1].usage, hsmsignd::config::Usage::jwt);
+}
+
+TEST(Config, ReadsTlsKeysetsOfEveryDigestAlgorithm) {
+  for (const auto& [text, algorithm] : {std::pair{"ES256", Algorithm::ES256}, {"ES384", Algorithm::ES384},
+                                        {"RS256", Algorithm::RS256}, {"PS256", Algorithm::PS256}}) {
+    const Config c = parse(with_keyset("algorithm = \"" + std::string(text) + "\"\nusage = \"tls\"\nrotation = \"manual\""), kFile);
+    EXPECT_EQ(c.keysets[1].algorithm, algorithm) << text;
+    EXPECT_EQ(c.keysets[1].usage, hsmsignd::config::Usage::tls) << text;
+    EXPECT_EQ(c.keysets[1].rotation, hsmsignd::config::Rotation::manual) << text;
+  }
+  const Config rsa = parse(with_keyset("algorithm = \"RS256\"\nrsa_bits = 3072\nusage = \"tls\""), kFile);
+  EXPECT_EQ(rsa.keysets[1].rsa_bits, 3072u);
+  EXPECT_EQ(rsa.keysets[1].rotation, hsmsignd::config::Rotation::scheduled);
+}
+
+TEST(Config, RefusesAnUnknownUsageOrRotation) {
+  EXPECT_TRUE(Refused(with_keyset("usage = \"x509\""), "keyset[1].usage", "x509", "unknown usage \"x509\""));
+  EXPECT_TRUE(Refused(with_keyset("usage = \"tls\"\nrotation = \"never\""), "keyset[1].rotation", "never",
+                      "unknown rotation \"never\""));
+}
+
+TEST(Config, RefusesAnEdDsaTlsKeyset) {
+  EXPECT_TRUE(Refused(with_keyset("algorithm = \"EdDSA\"\nusage = \"tls\""), "keyset[1].usage", "usage = ",
+                      "not EdDSA"));
+}
+
+TEST(Config, RefusesManualRotationOfAJwtKeyset) {
+  EXPECT_TRUE(Refused(with_keyset("rotation = \"manual\""), "keyset[1].rotation", "manual", "needs usage = \"tls\""));
+  EXPECT_TRUE(Refused(with_keyset("usage = \"jwt\"\nrotation = \"manual\""), "keyset[1].rotation", "manual",
+                      "needs usage = \"tls\""));
+}
+
+TEST(Config, RefusesTimingKeysOnAManualKeyset) {
+  for (const char* key : {"rotation_period", "prepublish", "retire_after"}) {
+    const std::string line = std::string(key) + " = \"90d\"";
+    EXPECT_TRUE(Refused(with_keyset("usage = \"tls\"\nrotation = \"manual\"\n" + line),
+                        "keyset[1]." + std::string(key), line, "has no schedule"))
+        << key;
+  }
+  // destroy_retired still says what a retirement does.
+  EXPECT_FALSE(parse(with_keyset("usage = \"tls\"\nrotation = \"manual\"\ndestroy_retired = false"), kFile)
+                   .keysets[1]
+                   .destroy_retired);
+}
+
+TEST(Config, ATlsKeysetIsNotHeldToTheJwksTimingRules) {
+  // prepublish shorter than jwks.max_age, retire_after shorter than max_ttl + max_age: refused for a jwt
+  // keyset, whose keys verifiers find in the JWKS; a tls keyset is in no JWKS.
+  const std::string timing = "prepublish = \"1m\"\nretire_after = \"1m\"\nrotation_period = \"1d\"";
+  EXPECT_TRUE(Refused(with_keyset(timing), "keyset[1].prepublish", "prepublish = \"1m\"", "jwks.max_age"));
+  const std::string tls = with_keyset("usage = \"tls\"\n" + timing);
+  EXPECT_EQ(parse(replaced(tls, "keysets = [\"default\"]", "keysets = [\"default\", \"tls\"]"), kFile).keysets[1].prepublish,
+            60s);
+}
+
 TEST(Config, AllowsOnlyShortLivedTokens) {
   EXPECT_TRUE(Refused(replaced(kValid, "max_ttl = \"15m\"", "max_ttl = \"16m\""), "client[0].max_ttl", "max_ttl",
                       "must be from 1s to 15m (short-lived tokens only), not 16m"));

@@ -508,5 +508,63 @@ TEST(Planner, EveryJumpingClockLeavesExactlyOneActiveKey) {
   EXPECT_LE(token.keys().size(), 3u);
 }
 
+// --- rotation = "manual" ----------------------------------------------------------------------------
+
+config::KeysetConfig manual_keyset(bool destroy_retired = true) {
+  config::KeysetConfig k = keyset(destroy_retired);
+  k.usage = config::Usage::tls;
+  k.rotation = config::Rotation::manual;
+  return k;
+}
+
+TEST(Planner, AFreshManualKeysetGeneratesOneKeyActiveNow) {
+  EXPECT_EQ(at(plan(manual_keyset(), {}, kT0).generate), 0);
+}
+
+TEST(Planner, AManualKeysetsKeyStaysActiveForeverWithNothingGeneratedOrPlanned) {
+  for (const TimePoint now : {kT0, kT0 + kPeriod - kPrepublish, kT0 + kPeriod, kT0 + 100 * kPeriod}) {
+    const Plan p = plan(manual_keyset(), {key(1, kT0)}, now);
+    EXPECT_EQ(at(p.generate), std::nullopt) << "at " << at(now);
+    EXPECT_EQ(live_states(p), (Strings{"active"})) << "at " << at(now);
+    EXPECT_EQ(p.live[0].schedule.deactivates, kNever) << "at " << at(now);
+    EXPECT_EQ(p.live[0].schedule.retires, kNever) << "at " << at(now);
+    EXPECT_EQ(p.next, TimePoint::max()) << "nothing happens by the clock, at " << at(now);
+  }
+}
+
+TEST(Planner, AfterAManualRotationTheOldKeyIsRetiringForever) {
+  const TimePoint rotated = kT0 + 5s;
+  for (const TimePoint now : {rotated, rotated + kRetireAfter, rotated + 100 * kPeriod}) {
+    const Plan p = plan(manual_keyset(), {key(1, kT0), key(2, rotated)}, now);
+    EXPECT_EQ(live_states(p), (Strings{"retiring", "active"})) << "at " << at(now);
+    EXPECT_EQ(at(p.live[0].schedule.deactivates), at(rotated)) << "the successor's activation";
+    EXPECT_EQ(p.live[0].schedule.retires, kNever);
+    EXPECT_TRUE(p.destroy.empty()) << "at " << at(now);
+    EXPECT_EQ(at(p.generate), std::nullopt);
+    EXPECT_EQ(p.next, TimePoint::max());
+  }
+}
+
+TEST(Planner, AManualKeyTheOperatorRetiredIsDroppedAndDestroyed) {
+  const Plan p = plan(manual_keyset(), {key(1, kT0, true), key(2, kT0 + 5s)}, kT0 + 10s);
+  EXPECT_EQ(live_ids(p), (Ids{id(2)}));
+  EXPECT_EQ(p.destroy, (Ids{id(1)}));
+  const Plan kept = plan(manual_keyset(false), {key(1, kT0, true), key(2, kT0 + 5s)}, kT0 + 10s);
+  EXPECT_EQ(live_ids(kept), (Ids{id(2)}));
+  EXPECT_TRUE(kept.destroy.empty()) << "destroy_retired = false keeps it on the token";
+}
+
+TEST(Planner, AManualKeysetWhoseOnlyKeyWasRetiredGetsANewOne) {
+  const Plan p = plan(manual_keyset(), {key(1, kT0, true)}, kT0 + 10s);
+  EXPECT_EQ(at(p.generate), at(kT0 + 10s));
+}
+
+TEST(Planner, AManualKeysetActivatesALeftoverPendingKeyAtItsTime) {
+  // A key labelled to activate later (written while the keyset was scheduled): its label still rules.
+  const Plan p = plan(manual_keyset(), {key(1, kT0), key(2, kT0 + kPeriod)}, kT0 + 10s);
+  EXPECT_EQ(live_states(p), (Strings{"active", "pending"}));
+  EXPECT_EQ(at(p.next), at(kT0 + kPeriod));
+}
+
 }  // namespace
 }  // namespace hsmsignd::keyring

@@ -76,27 +76,61 @@ TEST(Reader, ACountIsBoundedByWhatTheFrameHolds) {
   EXPECT_THROW(read_keys(r), WireError);
 }
 
+// Whether read_sign_request refuses the frame's payload.
+bool refused(const std::string& frame) {
+  const std::string payload = payload_of(frame);
+  Reader r(payload);
+  try {
+    (void)read_sign_request(r);
+    return false;
+  } catch (const WireError&) {
+    return true;
+  }
+}
+
 TEST(SignRequest, RefusesWhatNoSignatureCanBeMadeOf) {
   const Bytes id{1, 2, 3};
-  auto refused = [](const std::string& frame) {
-    const std::string payload = payload_of(frame);
-    Reader r(payload);
-    try {
-      (void)read_sign_request(r);
-      return false;
-    } catch (const WireError&) {
-      return true;
-    }
-  };
   EXPECT_FALSE(refused(sign_request(1, Algorithm::ES256, true, id, std::string(32, 'd'))));
   EXPECT_TRUE(refused(sign_request(1, Algorithm::ES256, true, id, std::string(5, 'd')))) << "a digest of 5 bytes";
   EXPECT_TRUE(refused(sign_request(1, Algorithm::ES384, true, id, std::string(32, 'd')))) << "ES384 digests are 48";
   EXPECT_TRUE(refused(sign_request(1, Algorithm::EdDSA, true, id, std::string(32, 'd')))) << "EdDSA signs messages";
   EXPECT_TRUE(refused(sign_request(1, Algorithm::ES256, false, Bytes{}, "m"))) << "no key id";
   EXPECT_TRUE(refused(sign_request(1, Algorithm::ES256, false, id, "m") + "x")) << "a byte left over";
-  EXPECT_TRUE(refused(Writer(1, 1).u8(9).u8(0).bytes(id).bytes(std::string("m")).finish())) << "algorithm 9";
-  EXPECT_TRUE(refused(Writer(1, 1).u8(0).u8(2).bytes(id).bytes(std::string("m")).finish())) << "digest flag 2";
-  EXPECT_TRUE(refused(Writer(1, 1).u8(0).u8(0).bytes(Bytes(300, 1)).bytes(std::string("m")).finish())) << "key id of 300";
+  EXPECT_TRUE(refused(Writer(1, 1).u8(9).u8(0).u8(0).u8(0).bytes(id).bytes(std::string("m")).finish())) << "algorithm 9";
+  EXPECT_TRUE(refused(Writer(1, 1).u8(0).u8(2).u8(0).u8(0).bytes(id).bytes(std::string("m")).finish())) << "digest flag 2";
+  EXPECT_TRUE(refused(Writer(1, 1).u8(0).u8(0).u8(3).u8(0).bytes(id).bytes(std::string("m")).finish())) << "hash 3";
+  EXPECT_TRUE(refused(Writer(1, 1).u8(2).u8(1).u8(0).u8(3).bytes(id).bytes(std::string(32, 'd')).finish())) << "padding 3";
+  EXPECT_TRUE(refused(Writer(1, 1).u8(0).u8(0).u8(0).u8(0).bytes(Bytes(300, 1)).bytes(std::string("m")).finish()))
+      << "key id of 300";
+  EXPECT_FALSE(refused(Writer(1, 1).u8(0).u8(0).u8(0).u8(0).bytes(id).bytes(std::string("m")).finish()))
+      << "the layout: algorithm, digest flag, hash, padding, key id, data";
+}
+
+TEST(SignRequest, CarriesTheHashAndPaddingOfADigest) {
+  const Bytes id{1, 2, 3};
+  const DigestScheme pss512{Hash::sha512, Padding::pss};
+  const std::string payload = payload_of(sign_request(1, Algorithm::RS256, true, pss512, id, std::string(64, 'd')));
+  Reader r(payload);
+  const SignRequest s = read_sign_request(r);
+  EXPECT_EQ(s.scheme, pss512);
+  EXPECT_EQ(s.data.size(), 64u);
+  const std::string plain = payload_of(sign_request(1, Algorithm::ES384, true, id, std::string(48, 'd')));
+  Reader p(plain);
+  EXPECT_EQ(read_sign_request(p).scheme, (DigestScheme{Hash::sha384, Padding::none})) << "the algorithm's own";
+}
+
+TEST(SignRequest, RefusesASchemeTheFrontNeverAsksFor) {
+  const Bytes id{1, 2, 3};
+  EXPECT_FALSE(refused(sign_request(1, Algorithm::ES256, true, {Hash::sha512, Padding::none}, id, std::string(64, 'd'))))
+      << "P-256 signs a SHA-512 digest (truncated)";
+  EXPECT_TRUE(refused(sign_request(1, Algorithm::ES256, true, {Hash::sha512, Padding::none}, id, std::string(32, 'd'))))
+      << "a SHA-512 digest is 64 bytes";
+  EXPECT_TRUE(refused(sign_request(1, Algorithm::ES256, true, {Hash::sha256, Padding::pss}, id, std::string(32, 'd'))))
+      << "no padding on an EC key";
+  EXPECT_TRUE(refused(sign_request(1, Algorithm::RS256, true, {Hash::sha256, Padding::none}, id, std::string(32, 'd'))))
+      << "an RSA key needs a padding";
+  EXPECT_TRUE(refused(sign_request(1, Algorithm::RS256, false, {Hash::sha384, Padding::pkcs1}, id, "message")))
+      << "a message is signed with its algorithm's own scheme";
 }
 
 TEST(KeySpec, RefusesAnRsaSizeTheDaemonNeverAsksFor) {

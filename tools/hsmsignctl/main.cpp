@@ -22,13 +22,18 @@
 #include "session_pool.h"
 #include "token_ops.h"
 #include "token.h"
+#include "hsmsignd/client.h"
 #include "jose/jwk.h"
-#include "unix_http.h"
 
 namespace {
 
-using hsmsignd::ctl::Answer;
+using hsmsignd::client::Client;
+using hsmsignd::client::Response;
 using nlohmann::json;
+
+// Long enough for an admin step that generates an RSA-4096 key inside a slow token; a daemon that stops
+// answering still ends the command instead of hanging it.
+constexpr std::chrono::minutes kCallTimeout{5};
 
 constexpr const char* kUsage = R"(usage: hsmsignctl [--config FILE] [--socket PATH] [--admin-socket PATH] COMMAND ...
 commands:
@@ -82,8 +87,26 @@ struct Args {
   }
 };
 
+Client client_for(const std::filesystem::path& socket) { return Client({socket.string(), kCallTimeout}); }
+
+// One request to one of the daemon's sockets. A call that got no answer throws the library's message,
+// which names the socket ("cannot connect to /run/hsmsignd/admin.sock: Permission denied").
+Response call(const std::filesystem::path& socket, const std::string& method, const std::string& target,
+              const std::string& body = {}) {
+  auto answer = client_for(socket).request(method, target, body);
+  if (!answer) throw std::runtime_error(answer.error().what());
+  return std::move(*answer);
+}
+
+// Prints a failed typed call as one line ("403 forbidden: ...", or why no answer came) and gives the exit
+// status.
+int report(const hsmsignd::client::Error& e) {
+  std::fprintf(stderr, "hsmsignctl: %s\n", e.what().c_str());
+  return 1;
+}
+
 // Prints the daemon's error answer as one line and gives the exit status.
-int report(const Answer& a) {
+int report(const Response& a) {
   std::string message = a.body;
   try {
     auto j = json::parse(a.body);
@@ -95,20 +118,25 @@ int report(const Answer& a) {
 }
 
 int cmd_jwt(Args& args, const std::filesystem::path& socket) {
-  json body = json::object();
+  hsmsignd::client::JwtRequest request;
+  bool has_sub = false;
   json claims = json::object();
   while (!args.done()) {
     const std::string opt = args.take("option");
-    if (opt == "--sub") body["sub"] = args.take("--sub");
-    else if (opt == "--aud") body["aud"] = args.take("--aud");
-    else if (opt == "--keyset") body["keyset"] = args.take("--keyset");
-    else if (opt == "--ttl") {
+    if (opt == "--sub") {
+      request.sub = args.take("--sub");
+      has_sub = true;
+    } else if (opt == "--aud") {
+      request.aud = {args.take("--aud")};  // the last one counts, as a string
+    } else if (opt == "--keyset") {
+      request.keyset = args.take("--keyset");
+    } else if (opt == "--ttl") {
       const std::string v = args.take("--ttl");
       try {
         std::size_t used = 0;
         const long long ttl = std::stoll(v, &used);
         if (used != v.size()) throw std::invalid_argument(v);
-        body["ttl"] = ttl;
+        request.ttl = ttl;
       } catch (const std::exception&) {
         throw UsageError("--ttl takes a whole number of seconds");
       }
@@ -122,11 +150,11 @@ int cmd_jwt(Args& args, const std::filesystem::path& socket) {
       throw UsageError("jwt: unknown option " + opt);
     }
   }
-  if (!body.contains("sub")) throw UsageError("jwt needs --sub");
-  if (!claims.empty()) body["claims"] = claims;
-  const Answer a = hsmsignd::ctl::request(socket, "POST", "/v1/jwt", body.dump());
-  if (a.status != 200) return report(a);
-  std::cout << json::parse(a.body).at("jwt").get<std::string>() << "\n";
+  if (!has_sub) throw UsageError("jwt needs --sub");
+  if (!claims.empty()) request.claims_json = claims.dump();
+  const auto token = client_for(socket).issue_jwt(request);
+  if (!token) return report(token.error());
+  std::cout << token->jwt << "\n";
   return 0;
 }
 
@@ -149,7 +177,7 @@ int cmd_destroy(Args& args, const std::filesystem::path& admin) {
     std::fprintf(stderr, "hsmsignctl: the kid typed again does not match; nothing was destroyed\n");
     return 1;
   }
-  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/destroy", json{{"kid", kid}}.dump());
+  const Response a = call(admin, "POST", "/v1/admin/destroy", json{{"kid", kid}}.dump());
   if (a.status != 200) return report(a);
   std::cout << "destroyed " << kid << "\n";
   return 0;
@@ -170,7 +198,7 @@ int cmd_keys(Args& args, const std::filesystem::path& socket, const std::filesys
     if (opt == "--json") as_json = true;
     else throw UsageError("keys: unknown option " + opt);
   }
-  const Answer a = hsmsignd::ctl::request(socket, "GET", "/v1/keys");
+  const Response a = call(socket, "GET", "/v1/keys");
   if (a.status != 200) return report(a);
   const json keys = json::parse(a.body);
   if (as_json) {
@@ -189,9 +217,9 @@ int cmd_keys(Args& args, const std::filesystem::path& socket, const std::filesys
 
 int cmd_jwks(Args& args, const std::filesystem::path& socket) {
   if (!args.done()) throw UsageError("jwks takes no options");
-  const Answer a = hsmsignd::ctl::request(socket, "GET", "/.well-known/jwks.json");
-  if (a.status != 200) return report(a);
-  std::cout << json::parse(a.body).dump(2) << "\n";
+  const auto jwks = client_for(socket).jwks();
+  if (!jwks) return report(jwks.error());
+  std::cout << json::parse(*jwks).dump(2) << "\n";
   return 0;
 }
 
@@ -203,7 +231,7 @@ int cmd_rotate(Args& args, const std::filesystem::path& admin) {
     if (opt == "--immediate") body["immediate"] = true;
     else throw UsageError("rotate: unknown option " + opt);
   }
-  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/rotate", body.dump());
+  const Response a = call(admin, "POST", "/v1/admin/rotate", body.dump());
   if (a.status != 200) return report(a);
   std::cout << json::parse(a.body).at("kid").get<std::string>() << "\n";
   return 0;
@@ -212,7 +240,7 @@ int cmd_rotate(Args& args, const std::filesystem::path& admin) {
 int cmd_retire(Args& args, const std::filesystem::path& admin) {
   json body = {{"kid", args.take("retire needs a KID")}};
   if (!args.done()) throw UsageError("retire takes one KID");
-  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/retire", body.dump());
+  const Response a = call(admin, "POST", "/v1/admin/retire", body.dump());
   if (a.status != 200) return report(a);
   return 0;
 }
@@ -250,7 +278,7 @@ int cmd_custody(Args& args, const std::filesystem::path& config_path) {
 
 int cmd_checkpoint(Args& args, const std::filesystem::path& admin) {
   if (!args.done()) throw UsageError("checkpoint takes no options");
-  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/checkpoint", "{}");
+  const Response a = call(admin, "POST", "/v1/admin/checkpoint", "{}");
   if (a.status != 200) return report(a);
   std::cout << "checkpoint written at seq " << json::parse(a.body).at("seq") << "\n";
   return 0;
@@ -434,7 +462,7 @@ int cmd_revoke(Args& args, const std::filesystem::path& admin) {
   else if (*form == "--jti") allowed({"jti", "iss", "exp"});
   else if (*form == "--sub") allowed({"sub", "iss", "before"});
   else allowed({"keyset", "before"});
-  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/revoke", body.dump());
+  const Response a = call(admin, "POST", "/v1/admin/revoke", body.dump());
   if (a.status != 200) return report(a);
   const json answer = json::parse(a.body);
   const json& revoked = answer.at("revoked");
@@ -463,7 +491,7 @@ int cmd_verify(Args& args, const std::filesystem::path& admin) {
     else body["jwt"] = token_argument(word);
   }
   if (!body.contains("jwt")) throw UsageError("verify needs a TOKEN");
-  const Answer a = hsmsignd::ctl::request(admin, "POST", "/v1/admin/verify", body.dump());
+  const Response a = call(admin, "POST", "/v1/admin/verify", body.dump());
   if (a.status != 200) return report(a);
   const json answer = json::parse(a.body);
   const bool valid = answer.value("valid", false);

@@ -17,6 +17,7 @@ packages=(
   clang libclang-rt-14-dev                      # libFuzzer and the sanitizers (tests/fuzz)
   libsqlite3-dev zlib1g-dev                     # the embedded revocation store; Status List compression
   libhiredis-dev redis-server                   # the shared revocation store; tests start their own redis-server
+  nginx-light                                   # a TLS server that signs its handshakes through the provider; tests start their own
 )
 
 missing=()

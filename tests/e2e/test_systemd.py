@@ -85,8 +85,14 @@ class InstallTest(unittest.TestCase):
                          "usr/lib/sysusers.d/hsmsignd.conf", "usr/lib/tmpfiles.d/hsmsignd.conf",
                          "usr/share/doc/hsmsignd/README.md", "usr/share/doc/hsmsignd/operator.md",
                          "usr/share/doc/hsmsignd/examples/hsmsignd.toml",
-                         "usr/share/doc/hsmsignd/examples/systemd/usb-hsm.conf", "etc/hsmsignd/hsmsignd.toml"):
+                         "usr/share/doc/hsmsignd/examples/systemd/usb-hsm.conf", "etc/hsmsignd/hsmsignd.toml",
+                         "usr/share/doc/hsmsignd/openssl.md", "usr/include/hsmsignd/client.h",
+                         "usr/lib/x86_64-linux-gnu/libhsmsignd_client.a"):
                 self.assertTrue((r / path).exists(), path)
+            # The provider goes where OpenSSL looks for modules, whatever the prefix.
+            modules = subprocess.run(["pkg-config", "--variable=modulesdir", "libcrypto"], capture_output=True,
+                                     text=True, check=True).stdout.strip()
+            self.assertTrue((r / modules.lstrip("/") / "hsmsignd.so").exists(), modules)
             config = r / "etc/hsmsignd/hsmsignd.toml"
             self.assertEqual(stat.S_IMODE(config.stat().st_mode) & 0o077 & ~0o040, 0, oct(config.stat().st_mode))
             # The installed configuration and the units agree on the addresses systemd binds.

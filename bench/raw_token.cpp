@@ -2,7 +2,10 @@
 // else. Every daemon figure in bench/ is reported as a ratio to this, measured in the same run.
 //
 //   hsmsignd-bench-raw --module SO --token LABEL --pin-file FILE [--seconds 2] [--threads 1,2,4]
-//                      [--processes 1,2] [--algorithms ES256,ES384,RS256,PS256,EdDSA]
+//                      [--processes 1,2] [--algorithms ES256,ES384,RS256,PS256,EdDSA] [--init-args STRING]
+//
+// --init-args STRING: CK_C_INITIALIZE_ARGS.pReserved at C_Initialize, as the daemon's [token] init_args
+// (NSS softoken reads its database folder from it); left out: NULL.
 //
 // It prints one row per algorithm and thread count: signatures per second, the mean time per signature
 // per thread, p50/p99/p999 of one C_SignInit + C_Sign call (microseconds), and the CPU time this process
@@ -53,6 +56,7 @@ struct Options {
   std::string module = "/usr/lib/softhsm/libsofthsm2.so";
   std::string token = "hsmsignd";
   std::string pin_file;
+  std::string init_args;  // CK_C_INITIALIZE_ARGS.pReserved; empty: NULL
   double seconds = 2.0;
   std::vector<int> threads{1, 2, 4};
   std::vector<int> processes;  // non-empty: processes of one thread each instead of threads
@@ -74,6 +78,7 @@ Options parse(int argc, char** argv) {
     if (k == "--module") o.module = v;
     else if (k == "--token") o.token = v;
     else if (k == "--pin-file") o.pin_file = v;
+    else if (k == "--init-args") o.init_args = v;
     else if (k == "--seconds") o.seconds = std::stod(v);
     else if (k == "--threads") {
       o.threads.clear();
@@ -268,7 +273,7 @@ struct Loaded {  // the module, the token and a logged-in pool of one session, i
 
 Loaded load_token(const Options& opt) {
   Loaded l;
-  l.module = pkcs11::Module::load(opt.module).value();
+  l.module = pkcs11::Module::load(opt.module, opt.init_args).value();
   l.token = pkcs11::find_token(*l.module, {opt.token, {}}).value();
   l.pool = pkcs11::SessionPool::open(l.module, l.token, pkcs11::Pin::read_file(opt.pin_file).value(), {1}).value();
   return l;
@@ -454,7 +459,7 @@ int run_processes(const Options& opt) {
 int main(int argc, char** argv) try {
   const Options opt = parse(argc, argv);
   if (!opt.processes.empty()) return run_processes(opt);
-  auto module = pkcs11::Module::load(opt.module).value();
+  auto module = pkcs11::Module::load(opt.module, opt.init_args).value();
   auto token = pkcs11::find_token(*module, {opt.token, {}}).value();
   auto pool = pkcs11::SessionPool::open(module, token, pkcs11::Pin::read_file(opt.pin_file).value(), {1}).value();
   auto* fl = static_cast<CK_FUNCTION_LIST*>(module->raw_function_list());

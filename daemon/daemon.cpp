@@ -263,7 +263,8 @@ void Daemon::start() {
   p.audit->append(std::move(config));
   p.audit->append(std::move(login));
 
-  auto audit_key = audit::open_audit_key(p.signers.token_ops(), [&](const std::string& kid, const std::string& label) {
+  auto audit_key = audit::open_audit_key(p.signers.token_ops(), keyring::custody_policy(config_),
+                                         [&](const std::string& kid, const std::string& label) {
     audit::Record keygen{"keygen", true};
     keygen.add().string("keyset", audit::kAuditKeyset).string("kid", kid).string("label", label);
     p.audit->append(std::move(keygen));
@@ -481,7 +482,7 @@ int Daemon::check(const config::Config& config) {
     if (!objects) throw StartupError(1, objects.error().what());
     for (const auto& keyset : config.keysets) {
       // What the keyring will use and refuse, by the keyring's own rule.
-      const auto found = keyring::keys_of(keyset.name, keyset.algorithm, *objects);
+      const auto found = keyring::keys_of(keyset.name, keyset.algorithm, *objects, keyring::custody_policy(config));
       for (const auto& [object, label] : found.keys)
         std::printf("keyset %s: key %s activates %s: ok\n", keyset.name.c_str(), object->label.c_str(),
                     rfc3339(label.activates).c_str());

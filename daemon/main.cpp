@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
   // A file-size limit makes an audit write fail (EFBIG, handled: the daemon refuses to sign until it
   // can write again) rather than kill the process.
   std::signal(SIGXFSZ, SIG_IGN);
+  // A write to a peer that is gone (a client that hung up, a Redis or a p11-kit server that died) must
+  // fail with EPIPE, not end the process: the front serves everyone else, and a signer started from here
+  // inherits this (it sets it again itself, see signer_process.cpp).
+  std::signal(SIGPIPE, SIG_IGN);
   std::string config_path;
   bool check = false;
   bool allow_root = false;

@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "cryptoki.h"
+#include "token_rules.h"
 
 namespace hsmsignd::pkcs11 {
 namespace {
@@ -157,8 +158,6 @@ void append_key_attributes(const KeySpec& spec, std::vector<CK_ATTRIBUTE>& pub, 
       bits = spec.rsa_bits;
       pub.push_back(attr(CKA_MODULUS_BITS, bits));
       pub.push_back(attr_bytes(CKA_PUBLIC_EXPONENT, kExponent65537.data(), kExponent65537.size()));
-      pub.push_back(attr(CKA_ENCRYPT, kFalse));
-      pub.push_back(attr(CKA_WRAP, kFalse));
       break;
   }
 }
@@ -196,18 +195,20 @@ Result<KeyObject> generate_key_pair(SessionRef s, const KeySpec& spec) {
 
   CK_ULONG bits = 0;
   CK_MECHANISM_TYPE mechanism_type = 0;
-  std::vector<CK_ATTRIBUTE> pub{attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kFalse), attr(CKA_VERIFY, kTrue),
+  std::vector<CK_ATTRIBUTE> pub{attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kFalse),
                                 attr_bytes(CKA_ID, spec.id.data(), spec.id.size()),
                                 attr_bytes(CKA_LABEL, spec.label.data(), spec.label.size())};
   append_key_attributes(spec, pub, bits, mechanism_type);
-  // Sign is the only use the private key has; it is born sensitive and can never be exported.
-  std::vector<CK_ATTRIBUTE> priv{attr(CKA_TOKEN, kTrue),        attr(CKA_PRIVATE, kTrue),
-                                 attr(CKA_SENSITIVE, kTrue),    attr(CKA_EXTRACTABLE, kFalse),
-                                 attr(CKA_SIGN, kTrue),         attr(CKA_SIGN_RECOVER, kFalse),
-                                 attr(CKA_DECRYPT, kFalse),     attr(CKA_UNWRAP, kFalse),
-                                 attr(CKA_DERIVE, kFalse),
+  std::vector<CK_ATTRIBUTE> priv{attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kTrue),
                                  attr_bytes(CKA_ID, spec.id.data(), spec.id.size()),
                                  attr_bytes(CKA_LABEL, spec.label.data(), spec.label.size())};
+  // Which uses each half has is a token rule (token_rules.cpp says why).
+  const KeyUsage usage = key_usage(spec.algorithm);
+  auto add_usage = [](std::vector<CK_ATTRIBUTE>& templ, const std::vector<UsageAttribute>& attributes) {
+    for (const auto& [type, value] : attributes) templ.push_back(attr(type, value ? kTrue : kFalse));
+  };
+  add_usage(pub, usage.public_half);
+  add_usage(priv, usage.private_half);
 
   CK_MECHANISM mechanism{mechanism_type, nullptr, 0};
   CK_OBJECT_HANDLE pub_handle = CK_INVALID_HANDLE, priv_handle = CK_INVALID_HANDLE;

@@ -30,7 +30,17 @@ struct Custody {
   bool extractable = true;         // CKA_EXTRACTABLE
   bool sensitive = false;          // CKA_SENSITIVE
 
-  bool trustworthy() const { return local && never_extractable && always_sensitive && !extractable && sensitive; }
+  // Never extractable, always sensitive, sensitive and not extractable: the key cannot leave the token.
+  bool confined() const { return never_extractable && always_sensitive && !extractable && sensitive; }
+};
+
+// What a signing key must show. CKA_LOCAL is required unless the operator turned it off ([token]
+// require_local = false) for a token that never sets it on the keys it generates (NSS softoken): the
+// evidence of birth in the token is then the daemon's own keygen audit line, not the token's word.
+struct CustodyPolicy {
+  bool require_local = true;
+
+  bool trustworthy(const Custody& c) const { return (c.local || !require_local) && c.confined(); }
 };
 
 // A private key on the token and the public key object that shares its CKA_ID.

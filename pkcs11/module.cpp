@@ -26,16 +26,18 @@ Status check_module_path(const std::filesystem::path& path) {
 
 namespace {
 
-// The daemon signs from several threads; the module must lock with the OS's primitives.
-CK_RV initialize(CK_FUNCTION_LIST* list) {
+// The daemon signs from several threads; the module must lock with the OS's primitives. pReserved is
+// what the operator configured, or NULL (the standard's value, and the only one tpm2-pkcs11 accepts).
+CK_RV initialize(CK_FUNCTION_LIST* list, const std::string& init_args) {
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
+  args.pReserved = init_args.empty() ? nullptr : const_cast<char*>(init_args.c_str());
   return list->C_Initialize(&args);
 }
 
 }  // namespace
 
-Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) {
+Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path, std::string init_args) {
   if (auto ok = check_module_path(path); !ok) return ok.error();
 
   // RTLD_NODELETE: modules (SoftHSM among them) register OpenSSL and atexit handlers that crash when
@@ -60,17 +62,17 @@ Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) 
     return Error::config("PKCS#11 module lacks C_Initialize: " + path.string());
   }
 
-  if (const CK_RV rv = initialize(list); rv != CKR_OK) {
+  if (const CK_RV rv = initialize(list, init_args); rv != CKR_OK) {
     ::dlclose(library);
     return Error::token("C_Initialize", rv, path.string());
   }
-  return std::make_shared<Module>(Key{}, path, library, list);
+  return std::make_shared<Module>(Key{}, path, std::move(init_args), library, list);
 }
 
 Status Module::reinitialize() const {
   (void)P11_CALL(*this, C_Finalize, nullptr);  // CKR_CRYPTOKI_NOT_INITIALIZED after a failed attempt: fine
   auto* list = static_cast<CK_FUNCTION_LIST*>(functions_);
-  if (const CK_RV rv = initialize(list); rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+  if (const CK_RV rv = initialize(list, init_args_); rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
     return Error::token("C_Initialize", rv, path_.string());
   return {};
 }

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "error.h"
 
@@ -13,7 +14,10 @@ class Module {
   // Refuses a relative path, a file that is not regular, and one that group or others may write or
   // that belongs to someone other than root or us: whoever can change the module can read every
   // signature request and the PIN.
-  static Result<std::shared_ptr<Module>> load(const std::filesystem::path& path);
+  // `init_args` is CK_C_INITIALIZE_ARGS.pReserved at every C_Initialize, this one and every
+  // re-initialisation ([token] init_args: NSS softoken reads its database folder from it); empty: NULL,
+  // which some modules (tpm2-pkcs11) insist on.
+  static Result<std::shared_ptr<Module>> load(const std::filesystem::path& path, std::string init_args = {});
 
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
@@ -24,8 +28,8 @@ class Module {
     friend class Module;
     Key() = default;
   };
-  Module(Key, std::filesystem::path path, void* library, void* functions)
-      : path_(std::move(path)), library_(library), functions_(functions) {}
+  Module(Key, std::filesystem::path path, std::string init_args, void* library, void* functions)
+      : path_(std::move(path)), init_args_(std::move(init_args)), library_(library), functions_(functions) {}
 
   const std::filesystem::path& path() const { return path_; }
   // C_Finalize and C_Initialize again: what a module needs after its device was removed or reset. The
@@ -36,6 +40,7 @@ class Module {
 
  private:
   std::filesystem::path path_;
+  std::string init_args_;  // owned here: the module may keep pReserved past C_Initialize
   void* library_;
   void* functions_;
 };

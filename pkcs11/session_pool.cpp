@@ -141,6 +141,15 @@ void SessionPool::note_failure(const Error& error) {
   lost_.store(true);
 }
 
+Status SessionPool::reinitialize(const Error& why) {
+  {
+    std::lock_guard lock(recovery_mutex_);
+    if (!lost_.load()) lost_because_ = why;
+    lost_.store(true);
+  }
+  return recover();
+}
+
 Status SessionPool::recover() {
   // While one thread recovers, or until the next attempt is due, callers get the reason at once: a
   // token that is gone must turn into a quick 503, not a queue of requests waiting on it.

@@ -95,6 +95,10 @@ class SessionPool {
   Error lost_because() const;
   // A logged-in session answers C_GetSessionInfo (if the token was lost, a recovery is tried first).
   Status probe();
+  // Re-initialises the module now, with the usual draining and back-off, for an operation that only a
+  // C_Finalize + C_Initialize can unstick (token_rules: a key the TPM keeps busy). `why` is reported as
+  // the cause. Call it holding no lease.
+  Status reinitialize(const Error& why);
 
   const Module& module() const { return *module_; }
   const TokenInfo& token() const { return token_; }

@@ -67,14 +67,17 @@ CK_RSA_PKCS_PSS_PARAMS pss_params(Hash h) {
 
 }  // namespace
 
-Result<SigningKey> signing_key(const KeyObject& key, Algorithm algorithm) {
-  if (!key.custody.trustworthy())
-    return Error::refused("key custody check failed: a signing key must be local, never extractable, "
-                          "always sensitive, sensitive and not extractable");
+Result<SigningKey> signing_key(const KeyObject& key, Algorithm algorithm, const SigningRules& rules) {
+  if (!rules.custody.trustworthy(key.custody))
+    return Error::refused(rules.custody.require_local
+                              ? "key custody check failed: a signing key must be local, never extractable, "
+                                "always sensitive, sensitive and not extractable"
+                              : "key custody check failed: a signing key must be never extractable, "
+                                "always sensitive, sensitive and not extractable");
   if (!fits(key, algorithm))
     return Error::refused("the key does not fit " + std::string(name(algorithm)));
   std::size_t size = key.type == KeyType::RSA ? key.bits / 8 : key.type == KeyType::OKP ? 64 : 2 * ec_field_size(algorithm);
-  return SigningKey{key.id, key.private_key, algorithm, size};
+  return SigningKey{key.id, key.private_key, algorithm, size, rules.plan.of(algorithm)};
 }
 
 Result<Bytes> sign(SessionRef s, const SigningKey& key, ByteView message) {
@@ -86,8 +89,14 @@ Result<Bytes> sign(SessionRef s, const SigningKey& key, ByteView message) {
       return token_sign(s, key.handle, {CKM_ECDSA, nullptr, 0}, *digest, key.signature_size);
     }
     case Algorithm::RS256:
-      return token_sign(s, key.handle, {CKM_SHA256_RSA_PKCS, nullptr, 0}, message, key.signature_size);
     case Algorithm::PS256: {
+      if (key.hashing == Hashing::here) {  // the token lacks the hash-and-sign mechanism (token_rules.cpp)
+        auto digest = hash(key.algorithm, message);
+        if (!digest) return digest.error();
+        return sign_digest(s, key, *digest, default_scheme(key.algorithm));
+      }
+      if (key.algorithm == Algorithm::RS256)
+        return token_sign(s, key.handle, {CKM_SHA256_RSA_PKCS, nullptr, 0}, message, key.signature_size);
       auto params = pss_params(Hash::sha256);
       return token_sign(s, key.handle, {CKM_SHA256_RSA_PKCS_PSS, &params, sizeof(params)}, message,
                         key.signature_size);
@@ -122,38 +131,40 @@ Result<Bytes> sign_digest(SessionRef s, const SigningKey& key, ByteView digest, 
   return token_sign(s, key.handle, {CKM_ECDSA, nullptr, 0}, digest, key.signature_size);
 }
 
-Signer::Signer(SessionPool& pool, SigningKey key, PublicKey public_key)
+Signer::Signer(SessionPool& pool, SigningKey key, PublicKey public_key, const SigningRules& rules)
     : pool_(pool),
       id_(std::move(key.id)),
       algorithm_(key.algorithm),
       signature_size_(key.signature_size),
+      rules_(rules),
       public_key_(std::move(public_key)),
       handle_(key.handle),
       handle_generation_(pool.generation()) {}
 
-Result<std::shared_ptr<Signer>> Signer::open(SessionPool& pool, ByteView id, Algorithm algorithm) {
+Result<std::shared_ptr<Signer>> Signer::open(SessionPool& pool, ByteView id, Algorithm algorithm,
+                                             const SigningRules& rules) {
   return pool.run([&](SessionRef s) -> Result<std::shared_ptr<Signer>> {
     auto found = find_key(s, id);
     if (!found) return found.error();
     if (!*found) return Error::not_found("no private key with that CKA_ID");
-    return open(pool, s, **found, algorithm);
+    return open(pool, s, **found, algorithm, rules);
   });
 }
 
 Result<std::shared_ptr<Signer>> Signer::open(SessionPool& pool, SessionRef session, const KeyObject& object,
-                                             Algorithm algorithm) {
-  auto key = signing_key(object, algorithm);
+                                             Algorithm algorithm, const SigningRules& rules) {
+  auto key = signing_key(object, algorithm, rules);
   if (!key) return key.error();
   auto pub = export_public_key(session, object, algorithm);
   if (!pub) return pub.error();
-  return std::make_shared<Signer>(pool, std::move(*key), std::move(*pub));
+  return std::make_shared<Signer>(pool, std::move(*key), std::move(*pub), rules);
 }
 
 Result<SigningKey> Signer::reload(SessionRef s) {
   auto found = find_key(s, id_);
   if (!found) return found.error();
   if (!*found) return Error::not_found("the signing key is no longer on the token");
-  auto key = signing_key(**found, algorithm_);
+  auto key = signing_key(**found, algorithm_, rules_);
   if (!key) return key.error();
   handle_.store(key->handle);
   // Safe without a lock: no lease, so no re-initialisation, spans this call; a concurrent reload in the
@@ -167,7 +178,7 @@ Result<Bytes> Signer::with_key(F&& fn) {
   return pool_.run([&](SessionRef s) -> Result<Bytes> {
     // After a re-initialisation the cached handle may name another object: never sign with it.
     if (handle_generation_.load() == pool_.generation()) {
-      auto result = fn(s, SigningKey{{}, handle_.load(), algorithm_, signature_size_});
+      auto result = fn(s, SigningKey{{}, handle_.load(), algorithm_, signature_size_, rules_.plan.of(algorithm_)});
       if (result || !result.error().handle_stale()) return result;
     }
     auto fresh = reload(s);

@@ -51,21 +51,30 @@ Result<TokenInfo> find_token(const Module& module, const TokenSelector& selector
   return matches.front();
 }
 
-Result<bool> supports(const Module& module, SlotId slot, Algorithm algorithm) {
+Result<std::vector<MechanismInfo>> mechanisms(const Module& module, SlotId slot) {
   CK_ULONG count = 0;
   if (auto ok = P11_CALL(module, C_GetMechanismList, slot, nullptr, &count); !ok) return ok.error();
-  std::vector<CK_MECHANISM_TYPE> mechs(count);
-  if (auto ok = P11_CALL(module, C_GetMechanismList, slot, mechs.data(), &count); !ok) return ok.error();
-  mechs.resize(count);
-  auto has = [&](CK_MECHANISM_TYPE m) { return std::find(mechs.begin(), mechs.end(), m) != mechs.end(); };
-  switch (key_type(algorithm)) {
-    case KeyType::EC: return has(CKM_EC_KEY_PAIR_GEN) && has(CKM_ECDSA);
-    case KeyType::RSA:
-      return has(CKM_RSA_PKCS_KEY_PAIR_GEN) &&
-             (algorithm == Algorithm::RS256 ? has(CKM_SHA256_RSA_PKCS) : has(CKM_SHA256_RSA_PKCS_PSS));
-    case KeyType::OKP: return has(CKM_EC_EDWARDS_KEY_PAIR_GEN) && has(CKM_EDDSA);
+  std::vector<CK_MECHANISM_TYPE> types(count);
+  if (auto ok = P11_CALL(module, C_GetMechanismList, slot, types.data(), &count); !ok) return ok.error();
+  types.resize(count);
+  std::vector<MechanismInfo> out;
+  out.reserve(types.size());
+  for (CK_MECHANISM_TYPE type : types) {
+    CK_MECHANISM_INFO info{};
+    // A mechanism the module lists but cannot describe is one it cannot be trusted to perform.
+    if (auto ok = P11_CALL(module, C_GetMechanismInfo, slot, type, &info); !ok) {
+      if (ok.error().token_gone()) return ok.error();
+      continue;
+    }
+    out.push_back({type, info.ulMinKeySize, info.ulMaxKeySize, info.flags});
   }
-  return false;
+  return out;
+}
+
+Result<bool> supports(const Module& module, SlotId slot, Algorithm algorithm) {
+  auto offered = mechanisms(module, slot);
+  if (!offered) return offered.error();
+  return check_capabilities(*offered, {{"", algorithm, 2048, false}}).refusals.empty();
 }
 
 }  // namespace hsmsignd::pkcs11

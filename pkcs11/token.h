@@ -4,7 +4,10 @@
 #include <string>
 
 #include "hsmsignd/algorithm.h"
+#include <vector>
+
 #include "module.h"
+#include "token_rules.h"
 
 namespace hsmsignd::pkcs11 {
 
@@ -25,7 +28,11 @@ struct TokenInfo {
 // Exactly one token must match: two tokens with one label would make the choice an accident.
 Result<TokenInfo> find_token(const Module& module, const TokenSelector& selector);
 
-// Whether the token offers the key generation and signing mechanisms the algorithm needs.
+// C_GetMechanismList with C_GetMechanismInfo of each: what token_rules' check_capabilities reads.
+Result<std::vector<MechanismInfo>> mechanisms(const Module& module, SlotId slot);
+
+// Whether the token offers the key generation and signing mechanisms the algorithm needs (a jwt keyset
+// with 2048-bit RSA keys), by check_capabilities' rules.
 Result<bool> supports(const Module& module, SlotId slot, Algorithm algorithm);
 
 }  // namespace hsmsignd::pkcs11

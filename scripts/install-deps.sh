@@ -18,6 +18,12 @@ packages=(
   libsqlite3-dev zlib1g-dev                     # the embedded revocation store; Status List compression
   libhiredis-dev redis-server                   # the shared revocation store; tests start their own redis-server
   nginx-light                                   # a TLS server that signs its handshakes through the provider; tests start their own
+  libnss3-tools                                 # NSS softoken as a second PKCS#11 implementation (certutil makes its token)
+  swtpm swtpm-tools tpm2-tools tpm2-abrmd dbus  # a software TPM 2.0 behind tpm2-abrmd on a private D-Bus; tests start their own
+  libtss2-tcti-tabrmd0                          # the TPM clients' way to tpm2-abrmd (tpm2-abrmd does not pull it in)
+  libtpm2-pkcs11-1 libtpm2-pkcs11-tools         # the TPM's PKCS#11 module and tpm2_ptool, which makes its token
+  p11-kit p11-kit-modules                       # `p11-kit server` and p11-kit-client.so: a token over a socket, as a network HSM
+  libp11-dev iproute2                           # libp11 as an independent client of the keys; network namespaces for several hosts
 )
 
 missing=()

@@ -10,7 +10,7 @@
 
 namespace hsmsignd::audit {
 
-pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token,
+pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token, const pkcs11::CustodyPolicy& custody,
                                         const std::function<void(const std::string&, const std::string&)>& on_keygen) {
   auto find = [&]() -> pkcs11::Result<std::optional<pkcs11::KeyObject>> {
     auto objects = token.list_keys();
@@ -18,7 +18,7 @@ pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token,
     std::optional<pkcs11::KeyObject> oldest;
     keyring::TimePoint oldest_time = keyring::TimePoint::max();
     // The keyring's own rule (custody, both halves, an ES256 key), so the custody report agrees.
-    for (const auto& [object, label] : keyring::keys_of(kAuditKeyset, Algorithm::ES256, *objects).keys) {
+    for (const auto& [object, label] : keyring::keys_of(kAuditKeyset, Algorithm::ES256, *objects, custody).keys) {
       if (label.retired) continue;
       if (label.activates < oldest_time) {  // two daemons racing at first start agree on the oldest
         oldest_time = label.activates;
@@ -37,6 +37,15 @@ pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token,
     const std::string label = keyring::KeyLabel{kAuditKeyset, now, now}.str();
     auto made = token.generate_key_pair({Algorithm::ES256, 0, id, label});
     if (!made) return made.error();
+    // As the keyring does with a keyset's key: a key the custody rule refuses is not left on the token.
+    if (!custody.trustworthy(made->custody)) {
+      (void)token.destroy_key(id);
+      return pkcs11::Error::refused(
+          made->custody.local || !made->custody.confined()
+              ? "the token generated a key without the custody attributes asked for"
+              : "the token does not set CKA_LOCAL on the keys it generates ([token] require_local = false accepts "
+                "that; see the configuration guide)");
+    }
     found = find();
     if (!found) return found.error();
     if (!*found) return pkcs11::Error::not_found("the new audit key is not on the token");

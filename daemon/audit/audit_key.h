@@ -20,8 +20,9 @@ struct AuditKey {
   std::shared_ptr<signing::CheckedSigner> signer;
 };
 
-// Finds the audit key on the token, or generates it (`on_keygen(kid, label)` is then called).
-pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token,
+// Finds the audit key on the token (one `custody` accepts), or generates it (`on_keygen(kid, label)` is
+// then called).
+pkcs11::Result<AuditKey> open_audit_key(pkcs11::TokenOps& token, const pkcs11::CustodyPolicy& custody,
                                         const std::function<void(const std::string&, const std::string&)>& on_keygen);
 
 }  // namespace hsmsignd::audit

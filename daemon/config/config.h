@@ -37,6 +37,10 @@ struct TokenConfig {
   std::string label;             // exactly one of label and serial is set
   std::string serial;
   std::filesystem::path pin_file;  // never read here: the PKCS#11 layer reads and checks it
+  // CK_C_INITIALIZE_ARGS.pReserved at every C_Initialize (NSS softoken's database); empty: NULL.
+  std::string init_args;
+  // Refuse keys whose CKA_LOCAL is false. false only for a token that never sets it (NSS softoken).
+  bool require_local = true;
   unsigned signers = 0;   // signer processes; 0 until read: one per core
   unsigned sessions = 1;  // per signer process
   VerifyPolicy verify_signatures = VerifyPolicy::all;

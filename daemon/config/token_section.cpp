@@ -1,4 +1,5 @@
-// [token]: which PKCS#11 module and token, where the PIN comes from, how many sessions.
+// [token]: which PKCS#11 module and token, how to initialise it, where the PIN comes from, how many
+// sessions, and whether keys must carry CKA_LOCAL.
 #include <algorithm>
 #include <cstdlib>
 #include <thread>
@@ -54,12 +55,23 @@ VerifyPolicy read_verify_policy(const Section& token) {
   token.fail("verify_signatures", "must be \"all\" or \"sampled\", not " + in_quotes(*policy));
 }
 
+// Handed to the module as it is: a module that wants none (tpm2-pkcs11) refuses any, so an empty string is
+// a mistake worth naming rather than something to pass along. A NUL would cut the string short unseen.
+std::string read_init_args(const Section& token) {
+  const std::optional<std::string> args = token.string("init_args");
+  if (!args) return {};
+  if (args->empty()) token.fail("init_args", "must not be empty: leave it out for a module that takes none");
+  if (args->find('\0') != std::string::npos) token.fail("init_args", "must not contain a NUL byte");
+  return *args;
+}
+
 }  // namespace
 
 TokenConfig read_token(const Section& root) {
   const std::optional<Section> token = root.table("token");
   if (!token) root.fail("token", "required: the [token] table says which PKCS#11 token holds the keys");
-  token->allow_only({"module", "label", "serial", "pin_file", "signers", "sessions", "verify_signatures"});
+  token->allow_only({"module", "label", "serial", "pin_file", "signers", "sessions", "verify_signatures", "init_args",
+                     "require_local"});
 
   TokenConfig out;
   out.module = read_module(*token);
@@ -71,6 +83,10 @@ TokenConfig read_token(const Section& root) {
   out.signers = static_cast<unsigned>(token->integer("signers", 1, 64).value_or(cores));
   out.sessions = static_cast<unsigned>(token->integer("sessions", 1, 64).value_or(out.sessions));
   out.verify_signatures = read_verify_policy(*token);
+  out.init_args = read_init_args(*token);
+  // On by default: CKA_LOCAL is the token's own word that a key was born inside it. Turning it off is
+  // for a token that never says so (NSS softoken), and the custody report then shows it.
+  out.require_local = token->boolean("require_local").value_or(true);
   return out;
 }
 

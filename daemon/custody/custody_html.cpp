@@ -150,10 +150,17 @@ std::string html(const nlohmann::ordered_json& report, const std::filesystem::pa
       const bool v = k[key].get<bool>();
       return std::string("<td class='") + (v == good_when ? "ok" : "bad") + "'>" + (v ? "yes" : "no") + "</td>";
     };
+    // null: the token does not report CKA_LOCAL and require_local is off; the keygen audit line stands in.
+    auto local_cell = [&] {
+      if (!k["local"].is_null()) return cell("local", true);
+      const auto& evidence = k["local_evidence"];
+      if (!evidence.is_object()) return std::string("<td class='bad'>not reported; no keygen line</td>");
+      return "<td class='ok'>not reported; keygen at audit seq " + evidence["keygen_audit_seq"].dump() + "</td>";
+    };
     table += "<tr><td><code>" + escape(k["kid"].is_string() ? k["kid"].get<std::string>() : "-") + "</code></td><td>" +
              escape(k["keyset"].is_string() ? k["keyset"].get<std::string>() : "-") + "</td><td>" +
              escape(k["algorithm"].is_string() ? k["algorithm"].get<std::string>() : "-") + "</td><td>" +
-             escape(k["state"].is_string() ? k["state"].get<std::string>() : "-") + "</td>" + cell("local", true) +
+             escape(k["state"].is_string() ? k["state"].get<std::string>() : "-") + "</td>" + local_cell() +
              cell("never_extractable", true) + cell("always_sensitive", true) + cell("extractable", false) +
              cell("sensitive", true) + "<td>" + k["signatures"].dump() + "</td></tr>";
   }

@@ -46,12 +46,12 @@ std::map<Bytes, Standing> standings(const std::vector<pkcs11::KeyObject>& object
     for (const auto& r : found.refused) out[r.object->id].refused = r.reason;
   };
   for (const auto& keyset : config.keysets) {
-    const auto found = keyring::keys_of(keyset.name, keyset.algorithm, objects);
+    const auto found = keyring::keys_of(keyset.name, keyset.algorithm, objects, keyring::custody_policy(config));
     refuse(found);
     for (const auto& live : keyring::plan(keyset, found.records(), now).live) out[live.id].schedule = live.schedule;
   }
   // The audit key signs ES256 checkpoints; a key with its label that cannot do so is never used either.
-  refuse(keyring::keys_of(audit::kAuditKeyset, Algorithm::ES256, objects));
+  refuse(keyring::keys_of(audit::kAuditKeyset, Algorithm::ES256, objects, keyring::custody_policy(config)));
   return out;
 }
 
@@ -87,22 +87,53 @@ void add_lifecycle(nlohmann::ordered_json& k, const std::optional<keyring::KeyLa
   k["retires"] = time_or_null(retires);
 }
 
-void count_file(const std::filesystem::path& path, std::map<std::string, std::uint64_t>& out) {
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("\"event\":\"issue\"") == std::string::npos && line.find("\"event\":\"sign\"") == std::string::npos)
-      continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("kid") && j["kid"].is_string()) ++out[j["kid"].get<std::string>()];
+// Every line of the log and its rotated files, oldest first, whose event is one of `events` and that
+// names a kid: fn(record, kid). The text is searched before it is parsed: most lines are other events.
+template <class F>
+void for_each_kid_record(const std::filesystem::path& log_file, std::initializer_list<std::string_view> events, F fn) {
+  auto files = audit::rotated_files(log_file);
+  files.push_back(log_file);
+  for (const auto& path : files) {
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      const bool wanted = std::any_of(events.begin(), events.end(), [&](std::string_view e) {
+        return line.find("\"event\":\"" + std::string(e) + "\"") != std::string::npos;
+      });
+      if (!wanted) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("kid") && j["kid"].is_string()) fn(j, j["kid"].get<std::string>());
+    }
   }
+}
+
+// Whether the token says the key was born in it. When it does not and the policy does not ask it to
+// (require_local = false), "local" is null and "local_evidence" names the daemon's keygen audit line
+// instead (null when the log has none for this kid: nothing but the key's attributes vouches for it).
+void add_local(nlohmann::ordered_json& k, const pkcs11::KeyObject& o, const config::Config& config,
+               const std::map<std::string, std::uint64_t>& keygens, const std::string& kid) {
+  if (o.custody.local || config.token.require_local) {
+    k["local"] = o.custody.local;
+    return;
+  }
+  k["local"] = nullptr;
+  auto line = kid.empty() ? keygens.end() : keygens.find(kid);
+  k["local_evidence"] = line == keygens.end() ? nlohmann::ordered_json(nullptr)
+                                              : nlohmann::ordered_json{{"keygen_audit_seq", line->second}};
 }
 
 }  // namespace
 
 std::map<std::string, std::uint64_t> count_signatures(const std::filesystem::path& log_file) {
   std::map<std::string, std::uint64_t> out;
-  for (const auto& path : audit::rotated_files(log_file)) count_file(path, out);
-  count_file(log_file, out);
+  for_each_kid_record(log_file, {"issue", "sign"}, [&](const auto&, const std::string& kid) { ++out[kid]; });
+  return out;
+}
+
+std::map<std::string, std::uint64_t> keygen_lines(const std::filesystem::path& log_file) {
+  std::map<std::string, std::uint64_t> out;
+  for_each_kid_record(log_file, {"keygen"}, [&](const auto& j, const std::string& kid) {
+    if (j.contains("seq") && j["seq"].is_number_unsigned()) out.emplace(kid, j["seq"].template get<std::uint64_t>());
+  });
   return out;
 }
 
@@ -114,6 +145,8 @@ pkcs11::Result<nlohmann::ordered_json> report(pkcs11::TokenOps& ops, const pkcs1
   if (!objects) return objects.error();
 
   const auto standing = standings(*objects, config, now);
+  // Read only when it can matter: a token that reports CKA_LOCAL, or a policy that requires it, needs none.
+  const auto keygens = config.token.require_local ? std::map<std::string, std::uint64_t>{} : keygen_lines(config.audit.file);
 
   nlohmann::ordered_json keys = nlohmann::ordered_json::array();
   for (const auto& o : *objects) {
@@ -132,7 +165,7 @@ pkcs11::Result<nlohmann::ordered_json> report(pkcs11::TokenOps& ops, const pkcs1
     k["bits"] = o.bits;
     auto it = standing.find(o.id);
     add_lifecycle(k, label, it != standing.end() ? it->second : Standing{});
-    k["local"] = o.custody.local;
+    add_local(k, o, config, keygens, kid);
     k["never_extractable"] = o.custody.never_extractable;
     k["always_sensitive"] = o.custody.always_sensitive;
     k["extractable"] = o.custody.extractable;
@@ -173,6 +206,13 @@ std::string table(const nlohmann::ordered_json& r) {
   }
   out += "\nLOCAL: generated in the token; NEVX: never extractable; ALWS: always sensitive; EXTR: extractable now;\n"
          "SENS: sensitive. A trustworthy key reads yes, yes, yes, no, yes.\n";
+  // With require_local = false a token that does not set CKA_LOCAL shows "-" there: say what stands in for it.
+  for (const auto& k : r["keys"])
+    if (k["local"].is_null()) {
+      out += "LOCAL -: the token does not report it (require_local = false); the evidence is the keygen line in\n"
+             "the audit log (local_evidence.keygen_audit_seq in --json).\n";
+      break;
+    }
   return out;
 }
 

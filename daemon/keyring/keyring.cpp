@@ -15,8 +15,8 @@
 namespace hsmsignd::keyring {
 namespace {
 
-// The token is read again at least this often, so that daemons sharing it see each other's keys even
-// when no transition of their own is due.
+// The token is read again at least this often (reread_interval() may choose more often), so that daemons
+// sharing it see each other's keys even when no transition of their own is due.
 constexpr auto kLongestSleep = std::chrono::seconds(30);
 // After generating a key, look again this soon: a second daemon may have generated one at the same
 // time, and the race is settled (the loser destroyed) before either key is due to sign.
@@ -47,19 +47,25 @@ std::string kid_of(pkcs11::TokenOps& token, const pkcs11::KeyObject& object, Alg
 
 }  // namespace
 
-std::optional<std::string_view> refusal(const pkcs11::KeyObject& object, Algorithm algorithm) {
-  if (!object.custody.trustworthy()) return "custody";
+std::chrono::seconds reread_interval(const config::Config& config) {
+  return std::clamp<std::chrono::seconds>(config.jwks.max_age, std::chrono::seconds(1), kLongestSleep);
+}
+
+std::optional<std::string_view> refusal(const pkcs11::KeyObject& object, Algorithm algorithm,
+                                        const pkcs11::CustodyPolicy& custody) {
+  if (!custody.trustworthy(object.custody)) return "custody";
   if (object.public_key == 0) return "no public key object";
   if (!pkcs11::fits(object, algorithm)) return "wrong type or size";
   return std::nullopt;
 }
 
-KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vector<pkcs11::KeyObject>& objects) {
+KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vector<pkcs11::KeyObject>& objects,
+                   const pkcs11::CustodyPolicy& custody) {
   KeysetKeys out;
   for (const auto& object : objects) {
     auto label = KeyLabel::parse(object.label);
     if (!label || label->keyset != keyset) continue;
-    if (auto reason = refusal(object, algorithm))
+    if (auto reason = refusal(object, algorithm, custody))
       out.refused.push_back({&object, *reason});
     else
       out.keys.push_back({&object, std::move(*label)});
@@ -122,7 +128,7 @@ pkcs11::Status Keyring::generate(const config::KeysetConfig& keyset, TimePoint a
   const std::string label = KeyLabel{keyset.name, activates, now}.str();
   auto key = token_.generate_key_pair({keyset.algorithm, keyset.rsa_bits, id, label});
   if (!key) return key.error();
-  if (!key->custody.trustworthy()) {
+  if (!custody_policy(config_).trustworthy(key->custody)) {
     (void)token_.destroy_key(id);
     return pkcs11::Error::refused("the token generated a key without the custody attributes asked for");
   }
@@ -133,6 +139,7 @@ pkcs11::Status Keyring::generate(const config::KeysetConfig& keyset, TimePoint a
 pkcs11::Status Keyring::reconcile() { return reconcile_at(clock_()); }
 
 pkcs11::Status Keyring::reconcile_at(TimePoint now) {
+  last_read_ = now;
   auto view = std::make_shared<View>();
   std::vector<Event> destroyed;  // reported after the publication that retires them
   std::string failure;
@@ -170,7 +177,7 @@ pkcs11::Status Keyring::reconcile_at(TimePoint now) {
     for (const auto& keyset : config_.keysets) {
       bool relisted = false, generated = false;
       for (int round = 0; round < 3; ++round) {
-        const auto found = keys_of(keyset.name, keyset.algorithm, *objects);
+        const auto found = keys_of(keyset.name, keyset.algorithm, *objects, custody_policy(config_));
         log_refused(keyset.name, found);
         Plan p = plan(keyset, found.records(), now);
         auto find = [&](const Bytes& id) {
@@ -321,6 +328,8 @@ void Keyring::post(std::function<void()> task) {
 
 void Keyring::run() {
   std::chrono::seconds backoff{1};
+  bool failing = false;
+  const auto every = reread_interval(config_);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     while (!tasks_.empty()) {
@@ -332,7 +341,10 @@ void Keyring::run() {
     }
     if (stopping_) break;
     const TimePoint now = clock_();
-    if (now >= next_) {
+    // The periodic re-read is a deadline counted from the last read, so that tasks posted to this thread
+    // (admin operations, Status List reservations) cannot keep postponing it.
+    const TimePoint due = std::min(next_, last_read_ + (failing ? std::chrono::seconds(kLongestSleep) : every));
+    if (now >= due) {
       lock.unlock();
       const bool ok = static_cast<bool>(reconcile_at(now)) && degraded().empty();
       lock.lock();
@@ -343,18 +355,15 @@ void Keyring::run() {
       } else {
         backoff = std::chrono::seconds(1);
       }
+      failing = !ok;
       continue;
     }
     // Wake at the transition's own instant, not up to a second after it: daemons sharing a token then
     // change keys within milliseconds of each other.
-    std::chrono::system_clock::duration sleep = kLongestSleep;
-    if (next_ - now < kLongestSleep) {  // (next_ may be TimePoint::max(): compare before converting)
-      const auto until_next = std::chrono::system_clock::time_point(next_) - std::chrono::system_clock::now();
-      sleep = std::clamp<std::chrono::system_clock::duration>(until_next + std::chrono::milliseconds(5),
-                                                             std::chrono::milliseconds(5), kLongestSleep);
-    }
+    const auto until_due = std::chrono::system_clock::time_point(due) - std::chrono::system_clock::now();
+    const auto sleep = std::clamp<std::chrono::system_clock::duration>(until_due + std::chrono::milliseconds(5),
+                                                                      std::chrono::milliseconds(5), kLongestSleep);
     wake_.wait_for(lock, sleep, [&] { return stopping_ || !tasks_.empty(); });
-    if (clock_() - now >= kLongestSleep) next_ = std::min(next_, clock_());  // the periodic re-read
   }
 }
 

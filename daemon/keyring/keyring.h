@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -57,14 +58,26 @@ struct KeysetKeys {
   std::vector<KeyRecord> records() const;
 };
 
-// Why this key object may not sign with `algorithm` (the first reason of custody, no public key object,
-// wrong type or size), or nullopt when it may.
-std::optional<std::string_view> refusal(const pkcs11::KeyObject& object, Algorithm algorithm);
+// Why this key object may not sign with `algorithm` (the first reason of custody by `custody`'s rule, no
+// public key object, wrong type or size), or nullopt when it may.
+std::optional<std::string_view> refusal(const pkcs11::KeyObject& object, Algorithm algorithm,
+                                        const pkcs11::CustodyPolicy& custody);
 
 // The key objects labelled for `keyset`, split into those its `algorithm` may use and those it refuses.
 // (A name and an algorithm, not a KeysetConfig: the audit key's keyset is not configured.) The result
 // points into `objects`.
-KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vector<pkcs11::KeyObject>& objects);
+KeysetKeys keys_of(std::string_view keyset, Algorithm algorithm, const std::vector<pkcs11::KeyObject>& objects,
+                   const pkcs11::CustodyPolicy& custody);
+
+// The custody rule of this configuration ([token] require_local).
+inline pkcs11::CustodyPolicy custody_policy(const config::Config& config) { return {config.token.require_local}; }
+
+// How often the lifecycle thread reads the token again even when no transition of its own is due, so that
+// daemons sharing a token (several hosts on one network HSM) publish each other's keys: every
+// jwks.max_age, at most every 30 s. A verifier's JWKS is then at most one max_age behind this host, and
+// this host at most one interval behind the token. While a step fails, its backoff decides, but the token
+// is still read every 30 s.
+std::chrono::seconds reread_interval(const config::Config& config);
 
 // An immutable picture of the keyring; readers hold it as long as they like while the keyring moves on.
 struct View {
@@ -134,6 +147,7 @@ class Keyring {
   // Signers are kept across reconciles so that a key's checked signer (and its EVP key) is built once.
   std::map<Bytes, std::shared_ptr<signing::CheckedSigner>> signers_;
   TimePoint next_ = TimePoint::min();
+  TimePoint last_read_ = TimePoint::min();  // the last reconcile's `now`: the periodic re-read counts from it
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -3,6 +3,8 @@
 #include "audit/audit_key.h"
 #include "common/hex.h"
 #include "keyring/key_label.h"
+#include "log/log.h"
+#include "token_rules.h"
 
 namespace hsmsignd::signer {
 std::optional<Algorithm> keyset_algorithm(const config::Config& config, std::string_view keyset) {
@@ -27,6 +29,10 @@ pkcs11::Result<std::shared_ptr<pkcs11::Signer>> KeyCache::get(const Bytes& id, A
     if (auto it = signers_.find(id); it != signers_.end()) return checked(it->second);
   }
   auto opened = open(id, algorithm);
+  if (!opened && pkcs11::find_again_after_reinitialisation(opened.error())) {
+    log::warning("key_not_found", {{"key", hex(id)}, {"action", "re-initialising the module to look again"}});
+    if (pool_.reinitialize(opened.error())) opened = open(id, algorithm);
+  }
   if (!opened) return opened.error();
   std::lock_guard lock(mutex_);
   return checked(signers_.emplace(id, std::move(*opened)).first->second);
@@ -47,7 +53,7 @@ pkcs11::Result<KeyCache::Entry> KeyCache::open(const Bytes& id, Algorithm algori
     if (*allowed != algorithm)
       return pkcs11::Error::refused("key " + hex(id) + " belongs to keyset \"" + label->keyset + "\", which signs with " +
                                     std::string(name(*allowed)) + ", not " + std::string(name(algorithm)));
-    auto signer = pkcs11::Signer::open(pool_, s, **object, algorithm);
+    auto signer = pkcs11::Signer::open(pool_, s, **object, algorithm, rules_);
     if (!signer) return signer.error();
     const config::KeysetConfig* keyset = config_.keyset(label->keyset);
     return Entry{std::move(*signer), keyset != nullptr && keyset->usage == config::Usage::tls};

@@ -21,7 +21,8 @@ std::optional<Algorithm> keyset_algorithm(const config::Config& config, std::str
 
 class KeyCache {
  public:
-  KeyCache(pkcs11::SessionPool& pool, const config::Config& config) : pool_(pool), config_(config) {}
+  KeyCache(pkcs11::SessionPool& pool, const config::Config& config, pkcs11::SigningRules rules)
+      : pool_(pool), config_(config), rules_(rules) {}
 
   // `scheme`: how the digest to be signed was made (the algorithm's own for JWS).
   pkcs11::Result<std::shared_ptr<pkcs11::Signer>> get(const Bytes& id, Algorithm algorithm, DigestScheme scheme);
@@ -37,6 +38,7 @@ class KeyCache {
 
   pkcs11::SessionPool& pool_;
   const config::Config& config_;
+  const pkcs11::SigningRules rules_;
   std::mutex mutex_;
   std::map<Bytes, Entry> signers_;
 };

@@ -12,6 +12,8 @@
 #include <optional>
 #include <thread>
 
+#include "audit/audit_key.h"
+#include "common/hex.h"
 #include "keyring/key_label.h"
 #include "log/log.h"
 #include "module.h"
@@ -39,6 +41,7 @@ constexpr int kFindAttempts = 40;
 struct Opened {
   std::shared_ptr<pkcs11::Module> module;
   std::unique_ptr<pkcs11::SessionPool> pool;
+  pkcs11::SigningRules rules;
 };
 
 struct Refusal {
@@ -46,9 +49,34 @@ struct Refusal {
   std::string message;
 };
 
+// What the configured keysets, and the audit key's ES256 checkpoints, ask of the token.
+std::vector<pkcs11::KeysetNeeds> needs(const config::Config& config) {
+  std::vector<pkcs11::KeysetNeeds> out;
+  for (const auto& k : config.keysets)
+    out.push_back({k.name, k.algorithm, k.rsa_bits, k.usage == config::Usage::tls});
+  out.push_back({std::string(audit::kAuditKeyset), Algorithm::ES256, 2048, false});
+  return out;
+}
+
+// Every keyset the token cannot serve is named in one refusal (also what `hsmsignd --check` prints);
+// each fallback is logged once, at start.
+pkcs11::SignPlan plan_for(const pkcs11::Module& module, const pkcs11::TokenInfo& token, const config::Config& config) {
+  auto offered = pkcs11::mechanisms(module, token.slot);
+  if (!offered) throw Refusal{1, offered.error().what()};
+  const auto capabilities = pkcs11::check_capabilities(*offered, needs(config));
+  if (!capabilities.refusals.empty()) {
+    std::string message = "token \"" + token.label + "\" cannot serve every keyset: ";
+    for (std::size_t i = 0; i < capabilities.refusals.size(); ++i)
+      message += (i ? "; " : "") + capabilities.refusals[i];
+    throw Refusal{1, message};
+  }
+  for (const auto& fallback : capabilities.fallbacks) log::info("mechanism_fallback", {{"detail", fallback}});
+  return capabilities.plan;
+}
+
 Opened open_token(const config::Config& config) {
   auto fail = [](const pkcs11::Error& e) { return Refusal{e.kind == pkcs11::ErrorKind::config ? 2 : 1, e.what()}; };
-  auto module = pkcs11::Module::load(config.token.module);
+  auto module = pkcs11::Module::load(config.token.module, config.token.init_args);
   if (!module) throw fail(module.error());
   auto token = pkcs11::find_token(**module, {config.token.label, config.token.serial});
   // SoftHSM keeps the token in files that another signer may be writing (a login, a new key): read at
@@ -64,15 +92,10 @@ Opened open_token(const config::Config& config) {
                      "either: set pin_file, or start hsmsignd under systemd with LoadCredential=pin:..."};
   auto pin = pkcs11::Pin::read_file(config.token.pin_file);
   if (!pin) throw fail(pin.error());
+  const pkcs11::SigningRules rules{plan_for(**module, *token, config), {config.token.require_local}};
   auto pool = pkcs11::SessionPool::open(*module, *token, std::move(*pin), {config.token.sessions});
   if (!pool) throw fail(pool.error());
-  for (const auto& keyset : config.keysets) {
-    auto ok = pkcs11::supports(**module, token->slot, keyset.algorithm);
-    if (!ok || !*ok)
-      throw Refusal{1, "token \"" + token->label + "\" does not offer the mechanisms " +
-                           std::string(name(keyset.algorithm)) + " needs (keyset \"" + keyset.name + "\")"};
-  }
-  return {std::move(*module), std::move(*pool)};
+  return {std::move(*module), std::move(*pool), rules};
 }
 
 // One thread for the key operations (generation, listing, destruction): they take long, and must not
@@ -138,8 +161,10 @@ std::uint32_t micros(std::chrono::nanoseconds d) {
 
 class Server {
  public:
-  Server(const config::Config& config, protocol::Channel& channel, pkcs11::SessionPool& pool)
-      : config_(config), channel_(channel), pool_(pool), token_(pool), keys_(pool, config), queue_(pool.size(), kMaxQueued) {}
+  Server(const config::Config& config, protocol::Channel& channel, pkcs11::SessionPool& pool,
+         const pkcs11::SigningRules& rules)
+      : config_(config), channel_(channel), pool_(pool), token_(pool), keys_(pool, config, rules),
+        queue_(pool.size(), kMaxQueued) {}
 
   void handle(protocol::Frame&& frame) {
     const auto id = frame.id;
@@ -189,7 +214,7 @@ class Server {
           r.end();
           return tasks_.post([this, id, key = std::move(key)] {
             keys_.forget(key);
-            channel_.send(answer(id, token_.destroy_key(key)));
+            channel_.send(answer(id, destroy(key)));
           });
         }
         default:
@@ -234,6 +259,19 @@ class Server {
     if (!done && done.error().kind == pkcs11::ErrorKind::not_found)
       return pkcs11::Error::refused("no key with that CKA_ID is labelled " + before.str() + ": only a key's own label may be retired");
     return done;
+  }
+
+  // A key the TPM still holds busy after a failed operation cannot be destroyed until the module is
+  // re-initialised (token_rules): once, and only for the failures a re-initialisation can cure.
+  pkcs11::Status destroy(ByteView key) {
+    auto done = token_.destroy_key(key);
+    if (done || !pkcs11::destroy_retry_after_reinitialisation(done.error())) return done;
+    log::warning("destroy_retry", {{"key", hex(key)}, {"reason", done.error().what()}});
+    if (auto ok = pool_.reinitialize(done.error()); !ok) {
+      log::error("destroy_retry_failed", {{"key", hex(key)}, {"reason", ok.error().what()}});
+      return done;
+    }
+    return token_.destroy_key(key);
   }
 
   void sign(std::uint32_t id, const protocol::SignRequest& request) {
@@ -286,6 +324,11 @@ void detach_from_front_signals() {
   std::signal(SIGTERM, SIG_IGN);
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGHUP, SIG_IGN);
+  // A module that talks over a socket may write to a peer that is gone: p11-kit-client does, with
+  // write(2), when `p11-kit server` dies, and the default SIGPIPE would kill this process and every
+  // signature in it. Ignored, the write fails with EPIPE and the module answers CKR_DEVICE_ERROR, which
+  // the session pool turns into a re-initialisation.
+  std::signal(SIGPIPE, SIG_IGN);
 }
 
 }  // namespace
@@ -317,7 +360,7 @@ int run(const config::Config& config) {
     hello.u32(static_cast<std::uint32_t>(token.pool->size()));
     channel.send(hello.finish());
   }
-  Server server(config, channel, *token.pool);
+  Server server(config, channel, *token.pool, token.rules);
   TokenWatch watch(*token.pool, kTokenProbeInterval, [&](std::chrono::milliseconds outage, const pkcs11::Error& cause) {
     protocol::Writer w(0, static_cast<std::uint8_t>(Type::recovered));
     w.u64(static_cast<std::uint64_t>(outage.count()));

@@ -254,6 +254,17 @@ std::shared_ptr<SignerLink> Signers::pick() const {
   return best;
 }
 
+// Key operations (list, generate, relabel, destroy, custody) all go to the first running signer: one
+// process then sees every key the daemon made, even on a token that shows a process only the objects
+// that existed at its C_Initialize (tpm2-pkcs11); the keyring would otherwise miss a key another signer
+// generated, and make a second one.
+std::shared_ptr<SignerLink> Signers::keeper() const {
+  std::lock_guard lock(mutex_);
+  for (const auto& s : slots_)
+    if (s.link && s.link->ready()) return s.link;
+  return nullptr;
+}
+
 std::size_t Signers::running() const {
   std::lock_guard lock(mutex_);
   return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.link && s.link->ready(); }));
@@ -307,7 +318,7 @@ bool Signers::submit(signing::SignJob job) {
 }
 
 Answer Signers::call(std::string frame, std::chrono::milliseconds timeout) {
-  auto link = pick();
+  auto link = keeper();
   if (!link) return pkcs11::Error::busy("no signer process is running");
   auto promise = std::make_shared<std::promise<Answer>>();
   auto future = promise->get_future();

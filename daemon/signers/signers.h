@@ -76,7 +76,8 @@ class Signers {
     unsigned failures = 0;  // deaths in a row, for the backoff
   };
   std::shared_ptr<SignerLink> spawn(std::size_t slot);
-  std::shared_ptr<SignerLink> pick() const;
+  std::shared_ptr<SignerLink> pick() const;    // the fewest signatures in flight
+  std::shared_ptr<SignerLink> keeper() const;  // the first running: for key operations
   void supervise();
   void supervise_until_stopped();
   void shut_down_links();

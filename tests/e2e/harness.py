@@ -276,6 +276,17 @@ def decode_segment(segment):
     return json.loads(b64url_decode(segment))
 
 
+def stop_process(process, timeout=10.0):
+    """SIGTERM, then SIGKILL after a bound, for any child process a test started."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 # --- the daemon --------------------------------------------------------------------------------------
 
 class DaemonError(AssertionError):
@@ -290,23 +301,34 @@ class Daemon:
     dict written as TOML (edit it, then restart())."""
 
     def __init__(self, keysets=(("default", "ES256"),), clients=None, server=None, jwks=None, token=None,
-                 revocation=None, verify=None):
+                 revocation=None, verify=None, token_factory=None):
+        """token_factory: a class of tokens.py (SoftHSMToken, NSSToken, TPMToken, P11KitRemoteToken): the token
+        is made by it in workdir/token, its helper processes are stopped in cleanup(), and its [token] table
+        and environment are the daemon's. None (the default): a SoftHSM token made by make-token.sh."""
         self.workdir = Path(tempfile.mkdtemp(prefix="e2e-"))
         self.process = None
         self.stderr_path = None
         self.starts = 0
+        self.token_factory = None
         # uid 65534 with gid 0 must reach the 0660 socket (the non-client test): group may traverse.
         os.chmod(self.workdir, 0o750)
         (self.workdir / "run").mkdir(mode=0o750, exist_ok=True)
         self.port = free_port()
         try:
-            self.token_env = self._make_token()
+            if token_factory is None:
+                self.token_env = self._make_token()
+                token_table = {"module": MODULE, "label": TOKEN_LABEL, "pin_file": "token/pin"}
+            else:
+                self.token_factory = token_factory(self.workdir / "token", TOKEN_LABEL, PIN)
+                self.token_factory.create()
+                self.token_env = self.token_factory.env()
+                token_table = self.token_factory.token_table("token/pin")
         except BaseException:
             self.cleanup()
             raise
         keysets = [k if isinstance(k, dict) else {"name": k[0], "algorithm": k[1]} for k in keysets]
         self.config = {
-            "token": {"module": MODULE, "label": TOKEN_LABEL, "pin_file": "token/pin", **(token or {})},
+            "token": {**token_table, **(token or {})},
             "server": {"socket": "run/sign.sock", "admin_socket": "run/admin.sock", **(server or {})},
             "jwks": {"listen": f"127.0.0.1:{self.port}", "file": "run/jwks.json", "max_age": "5m", **(jwks or {})},
             "state": {"dir": "state"},
@@ -420,6 +442,8 @@ class Daemon:
 
     def cleanup(self):
         self.kill()
+        if self.token_factory is not None:
+            self.token_factory.stop()  # the token's helper processes, by pid
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self):

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -17,7 +16,7 @@ import time
 import unittest
 from pathlib import Path
 
-from harness import Daemon, b64url_decode, binary, client, free_port
+from harness import Daemon, b64url_decode, binary, client, free_port, stop_process
 
 PROVIDER = ("-provider", "default", "-provider", "hsmsignd")  # default first: see docs/openssl.md
 NGINX = "/usr/sbin/nginx"
@@ -57,16 +56,6 @@ def wait_for_port(port, process, timeout=15.0):
                 return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class ProviderFixture(unittest.TestCase):
@@ -317,7 +306,7 @@ class TlsServerTest(ProviderFixture):
                     self.assertEqual({s["kid"] for s in signed}, {self.keys[keyset]["kid"]})
                     self.assertEqual({s["pid"] for s in signed}, {server.pid})
                 finally:
-                    stop(server)
+                    stop_process(server)
 
     def start_nginx(self, cert, key_file, port, conf_name="nginx"):
         root = self.dir / conf_name
@@ -370,7 +359,7 @@ http {{
         try:
             wait_for_port(port, process)
         except AssertionError:
-            stop(process)
+            stop_process(process)
             raise AssertionError(f"nginx did not start:\n{(root / 'error.log').read_text(errors='replace')}")
         return process
 
@@ -396,7 +385,7 @@ http {{
                     # The handshakes were signed by the workers (nobody), not by the master (root).
                     self.assertEqual({s["uid"] for s in signed}, {WORKER_UID})
                 finally:
-                    stop(nginx)
+                    stop_process(nginx)
 
     def test_nginx_survives_a_daemon_restart(self):
         cert = self.self_signed("tls-ec", "nginx-restart")
@@ -419,7 +408,7 @@ http {{
             again = self.curl(port, cert)
             self.assertEqual((again.returncode, again.stdout), (0, "hello from nginx\n"), again.stderr)
         finally:
-            stop(nginx)
+            stop_process(nginx)
 
 if __name__ == "__main__":
     unittest.main()

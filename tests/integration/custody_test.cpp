@@ -60,7 +60,7 @@ TEST_F(Custody, AnImportedKeyIsRefusedForSigning) {
   auto key = find_key(lease.session(), id).value();
   ASSERT_TRUE(key.has_value());
   EXPECT_FALSE(key->custody.local);
-  EXPECT_FALSE(key->custody.trustworthy());
+  EXPECT_FALSE(CustodyPolicy{}.trustworthy(key->custody));
   auto signing = signing_key(*key, Algorithm::ES256);
   ASSERT_FALSE(signing);
   EXPECT_EQ(signing.error().kind, ErrorKind::refused);
@@ -88,7 +88,7 @@ TEST_F(Custody, AKeyGeneratedExtractableIsRefusedForSigning) {
   ASSERT_TRUE(key.has_value());
   EXPECT_TRUE(key->custody.local);
   EXPECT_TRUE(key->custody.extractable);
-  EXPECT_FALSE(key->custody.trustworthy());
+  EXPECT_FALSE(CustodyPolicy{}.trustworthy(key->custody));
   EXPECT_FALSE(signing_key(*key, Algorithm::ES256));
 }
 

@@ -476,6 +476,29 @@ TEST(Config, RefusesAnUnknownVerificationPolicy) {
                       "token.verify_signatures", "verify_signatures", "must be \"all\" or \"sampled\""));
 }
 
+TEST(Config, InitArgsAndRequireLocalDefaultToNoneAndTrue) {
+  const Config c = parse(kValid, kFile);
+  EXPECT_EQ(c.token.init_args, "");  // pReserved = NULL
+  EXPECT_TRUE(c.token.require_local);
+}
+
+TEST(Config, ReadsInitArgsAsTheyAreAndRequireLocalFalse) {
+  constexpr std::string_view kNss =
+      R"(init_args = "configdir='sql:/var/lib/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags= dbTokenDescription='hsmsignd'")";
+  const Config c = parse(replaced(kValid, "sessions = 4", std::string(kNss) + "\nrequire_local = false\nsessions = 4"), kFile);
+  EXPECT_EQ(c.token.init_args,
+            "configdir='sql:/var/lib/nss' certPrefix='' keyPrefix='' secmod='secmod.db' flags= dbTokenDescription='hsmsignd'");
+  EXPECT_FALSE(c.token.require_local);
+}
+
+TEST(Config, RefusesAnEmptyInitArgsAndANonBooleanRequireLocal) {
+  // Fails because an empty pReserved is not NULL: a module that wants none would refuse it.
+  EXPECT_TRUE(Refused(replaced(kValid, "sessions = 4", "init_args = \"\""), "token.init_args", "init_args",
+                      "must not be empty"));
+  EXPECT_TRUE(Refused(replaced(kValid, "sessions = 4", "require_local = \"no\""), "token.require_local",
+                      "require_local", ""));
+}
+
 // --- [server] -------------------------------------------------------------------------------------
 
 TEST(Config, RefusesASocketModeThatGrantsOthersAnything) {

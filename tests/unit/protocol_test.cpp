@@ -166,7 +166,7 @@ TEST(Messages, KeysErrorsAndStatsComeBackAsTheyWereSent) {
   EXPECT_EQ(keys[1].label, k.label);
   EXPECT_EQ(keys[1].bits, 3072u);
   EXPECT_EQ(keys[1].public_key, 0u);
-  EXPECT_TRUE(keys[1].custody.trustworthy());
+  EXPECT_TRUE(pkcs11::CustodyPolicy{}.trustworthy(keys[1].custody));
 
   const auto e = pkcs11::Error::token("C_Sign", 0x30, "signing");
   const std::string error_payload = payload_of(error_frame(5, e));

@@ -261,7 +261,7 @@ int cmd_custody(Args& args, const std::filesystem::path& config_path) {
     return std::move(*result);
   };
   if (config.token.pin_file.empty()) throw std::runtime_error("token.pin_file is not set");
-  auto module = check(p11::Module::load(config.token.module));
+  auto module = check(p11::Module::load(config.token.module, config.token.init_args));
   auto token = check(p11::find_token(*module, {config.token.label, config.token.serial}));
   auto pool = check(p11::SessionPool::open(module, token, check(p11::Pin::read_file(config.token.pin_file)), {1}));
   const auto counts = hsmsignd::custody::count_signatures(config.audit.file);

@@ -130,6 +130,9 @@ void IssuerApi::sign_by(std::shared_ptr<const keyring::View> view, const keyring
     s_.metrics.stage(metrics::Stage::sign, times.signing);
     if (!signature) {
       const auto& e = signature.error();
+      // The key is gone from the token while this daemon still has it: retired on another host sharing
+      // the token. Read the token now rather than refuse until the next periodic read.
+      if (e.kind == pkcs11::ErrorKind::not_found) s_.keyring.reread_now();
       // One line when the token starts failing, not one per refused request.
       if (e.kind != pkcs11::ErrorKind::busy && s_.health.token_failed(e.what())) {
         log::error("token_unavailable", {{"keyset", key->keyset}, {"kid", key->kid}, {"error", e.what()}});

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "jose/jwk.h"
 #include "jwks/jwks_document.h"
@@ -326,6 +327,17 @@ void Keyring::post(std::function<void()> task) {
   wake_.notify_all();
 }
 
+void Keyring::reread_now() {
+  {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_asked_ < std::chrono::seconds(1)) return;
+    last_asked_ = now;
+    reread_asked_ = true;
+  }
+  wake_.notify_all();
+}
+
 void Keyring::run() {
   std::chrono::seconds backoff{1};
   bool failing = false;
@@ -343,7 +355,9 @@ void Keyring::run() {
     const TimePoint now = clock_();
     // The periodic re-read is a deadline counted from the last read, so that tasks posted to this thread
     // (admin operations, Status List reservations) cannot keep postponing it.
-    const TimePoint due = std::min(next_, last_read_ + (failing ? std::chrono::seconds(kLongestSleep) : every));
+    const bool asked = std::exchange(reread_asked_, false);
+    const TimePoint due =
+        asked ? now : std::min(next_, last_read_ + (failing ? std::chrono::seconds(kLongestSleep) : every));
     if (now >= due) {
       lock.unlock();
       const bool ok = static_cast<bool>(reconcile_at(now)) && degraded().empty();
@@ -363,7 +377,7 @@ void Keyring::run() {
     const auto until_due = std::chrono::system_clock::time_point(due) - std::chrono::system_clock::now();
     const auto sleep = std::clamp<std::chrono::system_clock::duration>(until_due + std::chrono::milliseconds(5),
                                                                       std::chrono::milliseconds(5), kLongestSleep);
-    wake_.wait_for(lock, sleep, [&] { return stopping_ || !tasks_.empty(); });
+    wake_.wait_for(lock, sleep, [&] { return stopping_ || reread_asked_ || !tasks_.empty(); });
   }
 }
 

@@ -128,6 +128,9 @@ class Keyring {
   void destroy(std::string kid, std::function<void(pkcs11::Status)> done);
   // Runs `task` on the lifecycle thread: for other token work that must stay off the I/O thread.
   void post(std::function<void()> task);
+  // Reads the token again now, not at the next interval: a signer could not find a key this daemon still
+  // publishes (another host retired and destroyed it). At most once a second.
+  void reread_now();
 
  private:
   pkcs11::Status reconcile_at(TimePoint now);
@@ -153,6 +156,8 @@ class Keyring {
   std::condition_variable wake_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
+  bool reread_asked_ = false;                         // by reread_now(), under mutex_
+  std::chrono::steady_clock::time_point last_asked_;  // likewise: at most one such read a second
   std::string degraded_;
   std::thread thread_;
 };

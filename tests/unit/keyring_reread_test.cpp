@@ -178,5 +178,29 @@ TEST(KeyringReread, NoExtraReadsBeforeTheIntervalIsDue) {
   EXPECT_EQ(token.lists(), after_start);
 }
 
+// A signer that cannot find a key asks for a read at once (another host retired and destroyed it): with
+// the default 30 s interval, the token is read within a fraction of a second, and only once for a burst.
+TEST(KeyringReread, ReadNowDoesNotWaitForTheIntervalAndIsPaced) {
+  const auto config = config_with_max_age(300s);
+  FakeToken token;
+  const TimePoint t0 = now_seconds();
+  token.put(id(1), KeyLabel{"default", t0 - 10s, t0 - 10s}.str());
+  Keyring keyring(token, config, now_seconds, [](const Event&) {});
+  ASSERT_TRUE(keyring.reconcile());
+  keyring.start(nullptr);
+  std::this_thread::sleep_for(1100ms);  // the start and its own reads are over
+  const int before = token.lists();
+  token.put(id(2), KeyLabel{"default", now_seconds() + 100s, now_seconds()}.str());
+  for (int i = 0; i < 20; ++i) keyring.reread_now();
+  const auto asked = std::chrono::steady_clock::now();
+  while (keyring.view()->keys.size() < 2 && std::chrono::steady_clock::now() - asked < 5s)
+    std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(200ms);
+  keyring.stop();
+  EXPECT_EQ(keyring.view()->keys.size(), 2u) << "the other host's key after reread_now()";
+  EXPECT_LE(std::chrono::steady_clock::now() - asked, 1500ms);
+  EXPECT_EQ(token.lists() - before, 1) << "twenty asks within a second, one read";
+}
+
 }  // namespace
 }  // namespace hsmsignd::keyring

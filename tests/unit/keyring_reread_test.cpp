@@ -108,6 +108,18 @@ config::Config config_with_max_age(std::chrono::seconds max_age) {
   return c;
 }
 
+// The daemon under test: its keyring on a token that holds one active key, made by another host ten seconds
+// ago.
+struct ThisHost {
+  explicit ThisHost(std::chrono::seconds max_age) : config(config_with_max_age(max_age)) {
+    const TimePoint t0 = now_seconds();
+    token.put(id(1), KeyLabel{"default", t0 - 10s, t0 - 10s}.str());
+  }
+  config::Config config;
+  FakeToken token;
+  Keyring keyring{token, config, now_seconds, [](const Event&) {}};
+};
+
 TEST(KeyringReread, IntervalIsMaxAgeAtMostThirtySeconds) {
   EXPECT_EQ(reread_interval(config_with_max_age(1s)), 1s);
   EXPECT_EQ(reread_interval(config_with_max_age(7s)), 7s);
@@ -120,11 +132,9 @@ TEST(KeyringReread, IntervalIsMaxAgeAtMostThirtySeconds) {
 // It must be published within the interval (1 s here, plus the label clock's whole second), although a task
 // is posted to the lifecycle thread every 100 ms (each used to restart the wait for the periodic re-read).
 TEST(KeyringReread, AnotherDaemonsKeyIsPublishedWithinTheIntervalWhileTasksKeepArriving) {
-  const auto config = config_with_max_age(1s);
-  FakeToken token;
-  const TimePoint t0 = now_seconds();
-  token.put(id(1), KeyLabel{"default", t0 - 10s, t0 - 10s}.str());  // active, made by "host A" earlier
-  Keyring keyring(token, config, now_seconds, [](const Event&) {});
+  ThisHost host(1s);
+  FakeToken& token = host.token;
+  Keyring& keyring = host.keyring;
   ASSERT_TRUE(keyring.reconcile());
   ASSERT_EQ(keyring.view()->keys.size(), 1u);
   std::atomic<int> publications{0};
@@ -165,11 +175,9 @@ TEST(KeyringReread, AnotherDaemonsKeyIsPublishedWithinTheIntervalWhileTasksKeepA
 
 // The default max_age (5 min) keeps the old pace: no extra reads of the token within a few seconds.
 TEST(KeyringReread, NoExtraReadsBeforeTheIntervalIsDue) {
-  const auto config = config_with_max_age(300s);
-  FakeToken token;
-  const TimePoint t0 = now_seconds();
-  token.put(id(1), KeyLabel{"default", t0 - 10s, t0 - 10s}.str());
-  Keyring keyring(token, config, now_seconds, [](const Event&) {});
+  ThisHost host(300s);
+  FakeToken& token = host.token;
+  Keyring& keyring = host.keyring;
   ASSERT_TRUE(keyring.reconcile());
   const int after_start = token.lists();
   keyring.start(nullptr);
@@ -181,11 +189,9 @@ TEST(KeyringReread, NoExtraReadsBeforeTheIntervalIsDue) {
 // A signer that cannot find a key asks for a read at once (another host retired and destroyed it): with
 // the default 30 s interval, the token is read within a fraction of a second, and only once for a burst.
 TEST(KeyringReread, ReadNowDoesNotWaitForTheIntervalAndIsPaced) {
-  const auto config = config_with_max_age(300s);
-  FakeToken token;
-  const TimePoint t0 = now_seconds();
-  token.put(id(1), KeyLabel{"default", t0 - 10s, t0 - 10s}.str());
-  Keyring keyring(token, config, now_seconds, [](const Event&) {});
+  ThisHost host(300s);
+  FakeToken& token = host.token;
+  Keyring& keyring = host.keyring;
   ASSERT_TRUE(keyring.reconcile());
   keyring.start(nullptr);
   std::this_thread::sleep_for(1100ms);  // the start and its own reads are over
